@@ -1,0 +1,25 @@
+"""``python -m benchmark extract <kind>``: the heavy stage (torch), one subcommand per kind.
+
+Kinds are declared here by name -> ``"module:function"`` pairs; the modules (and torch) are
+imported only when that kind runs, so the light commands never pay for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# kind -> (module with add_arguments(parser) and run(args), help)
+EXTRACTORS: dict[str, tuple[str, str]] = {}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
+    for kind, (module, help_text) in EXTRACTORS.items():
+        p = sub.add_parser(kind, help=help_text)
+        importlib.import_module(module).add_arguments(p)
+
+
+def main(args: argparse.Namespace) -> int:
+    module, _ = EXTRACTORS[args.kind]
+    return importlib.import_module(module).run(args)

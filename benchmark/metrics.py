@@ -1,0 +1,156 @@
+"""Ranking metrics of a model-selection method on one target dataset.
+
+Every metric is a pure function of two series over the same model index: ``scores`` (the
+selector's output, higher = better) and ``truth`` (ground-truth accuracy on the target).
+
+Conventions (``../shared/docs/methods/metrics.md``):
+
+- Ranks: 1 = best; ties share the average rank (``scipy.stats.rankdata``).
+- Top-k sets: order by value descending, ties broken by model id ascending, so every metric is
+  deterministic and independent of input order. With ``k > n`` the top-k set is all n models.
+  ``P_k`` = predicted top-k, ``T_k`` = true top-k, ``I_k = P_k ∩ T_k``.
+
+Metrics:
+
+- ``recall_at_k`` (LOVM, SWAB): ``|P_k ∩ T_k| / min(k, n)``.
+- ``kendall_tau_at_k`` (LOVM, SWAB, DCD): Kendall's tau-b (scipy) between the predicted scores
+  and the true accuracies of the models in ``I_k``; 0 when ``|I_k| < 2`` or when either side is
+  constant on ``I_k`` (tau-b is undefined there). ``variant="lovm"`` reproduces LOVM's code
+  (``LOVM/lovm.py:get_k_tau``): within ``I_k`` both sides are turned into descending average
+  ranks truncated to int, tau-b on those, and 0 unless ``|I_k| > 2``.
+- ``ndcg_at_k`` (DCD paper, App. F.2, our reconstruction): relevance ``rel(m) = k + 1 - r(m)``
+  with ``r`` the true rank among all candidates; ``DCG = sum_i rel(m_i) / log2(i + 1)`` over
+  ``I_k`` in predicted order (i = 1..|I_k|); ``ideal="intersection"`` (default): IDCG = the same
+  sum over ``I_k`` in true order; ``ideal="truth_topk"``: IDCG over all of ``T_k`` in true order
+  (top models the prediction missed are penalised). 0 when ``|I_k| < 2``.
+- ``sum_at_k`` = NDCG@k + tau@k (the DCD paper's headline; LOVM/SWAB use R@5 + tau@5).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy.stats import kendalltau, rankdata
+
+METRICS = ("ndcg", "tau", "recall", "sum")
+
+
+def _check(scores: pd.Series, truth: pd.Series) -> None:
+    if set(scores.index) != set(truth.index):
+        raise ValueError(
+            f"scores and truth must cover the same models ({len(scores)} vs {len(truth)}; "
+            f"e.g. {sorted(set(scores.index) ^ set(truth.index))[:3]})"
+        )
+    if scores.index.has_duplicates:
+        raise ValueError("scores has duplicated model ids")
+    if not np.all(np.isfinite(scores.to_numpy(dtype=float))):
+        raise ValueError("scores must be finite")
+
+
+def order(values: pd.Series) -> list[str]:
+    """Model ids by value descending, ties by id ascending."""
+    ids = np.asarray(values.index, dtype=str)
+    v = values.to_numpy(dtype=float)
+    return list(ids[np.lexsort((ids, -v))])
+
+
+def top_k(values: pd.Series, k: int) -> list[str]:
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    return order(values)[:k]
+
+
+def true_ranks(truth: pd.Series) -> pd.Series:
+    """Rank of every model by accuracy: 1 = best, ties averaged."""
+    return pd.Series(rankdata(-truth.to_numpy(dtype=float), method="average"), index=truth.index)
+
+
+def _intersection(scores: pd.Series, truth: pd.Series, k: int) -> tuple[list[str], list[str]]:
+    """(I_k in predicted order, T_k in true order)."""
+    _check(scores, truth)
+    t_k = top_k(truth, k)
+    in_truth = set(t_k)
+    return [m for m in top_k(scores, k) if m in in_truth], t_k
+
+
+def recall_at_k(scores: pd.Series, truth: pd.Series, k: int = 5) -> float:
+    i_k, t_k = _intersection(scores, truth, k)
+    return len(i_k) / len(t_k)
+
+
+def kendall_tau_at_k(
+    scores: pd.Series, truth: pd.Series, k: int = 5, variant: str = "clean"
+) -> float:
+    i_k, _ = _intersection(scores, truth, k)
+    if variant == "clean":
+        if len(i_k) < 2:
+            return 0.0
+        pred, true = scores[i_k].to_numpy(float), truth[i_k].to_numpy(float)
+    elif variant == "lovm":
+        if len(i_k) <= 2:
+            return 0.0
+        pred = np.trunc(rankdata(-scores[i_k].to_numpy(float), method="average"))
+        true = np.trunc(rankdata(-truth[i_k].to_numpy(float), method="average"))
+    else:
+        raise ValueError(f"unknown tau variant {variant!r} (valid: 'clean', 'lovm')")
+    tau = kendalltau(pred, true).statistic
+    return 0.0 if np.isnan(tau) else float(tau)
+
+
+def ndcg_at_k(
+    scores: pd.Series, truth: pd.Series, k: int = 5, ideal: str = "intersection"
+) -> float:
+    if ideal not in ("intersection", "truth_topk"):
+        raise ValueError(f"unknown NDCG ideal {ideal!r} (valid: 'intersection', 'truth_topk')")
+    i_k, t_k = _intersection(scores, truth, k)
+    if len(i_k) < 2:
+        return 0.0
+    rel = k + 1 - true_ranks(truth)
+
+    def dcg(models: list[str]) -> float:
+        gains = rel[models].to_numpy(float)
+        return float(np.sum(gains / np.log2(np.arange(2, len(models) + 2))))
+
+    in_pred = set(i_k)
+    ideal_models = t_k if ideal == "truth_topk" else [m for m in t_k if m in in_pred]
+    return dcg(i_k) / dcg(ideal_models)
+
+
+def sum_at_k(scores: pd.Series, truth: pd.Series, k: int = 5, **variants: str) -> float:
+    return ndcg_at_k(scores, truth, k, ideal=variants.get("ideal", "intersection")) + (
+        kendall_tau_at_k(scores, truth, k, variant=variants.get("variant", "clean"))
+    )
+
+
+@dataclass(frozen=True)
+class MetricConfig:
+    """Which metrics a run reports, at which cut-offs, with which variants."""
+
+    ks: tuple[int, ...] = (3, 5, 7)
+    ndcg_ideal: str = "intersection"
+    tau_variant: str = "clean"
+
+    def __post_init__(self) -> None:
+        if self.ndcg_ideal not in ("intersection", "truth_topk"):
+            raise ValueError(f"unknown NDCG ideal {self.ndcg_ideal!r}")
+        if self.tau_variant not in ("clean", "lovm"):
+            raise ValueError(f"unknown tau variant {self.tau_variant!r}")
+
+    def evaluate(self, scores: pd.Series, truth: pd.Series) -> list[tuple[str, int, float]]:
+        """``(metric, k, value)`` for every metric and k."""
+        rows = []
+        for k in self.ks:
+            ndcg = ndcg_at_k(scores, truth, k, ideal=self.ndcg_ideal)
+            tau = kendall_tau_at_k(scores, truth, k, variant=self.tau_variant)
+            rows += [
+                ("ndcg", k, ndcg),
+                ("tau", k, tau),
+                ("recall", k, recall_at_k(scores, truth, k)),
+                ("sum", k, ndcg + tau),
+            ]
+        return rows
+
+    def describe(self) -> str:
+        return f"NDCG ideal={self.ndcg_ideal}; tau variant={self.tau_variant}; k in {list(self.ks)}"

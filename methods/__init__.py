@@ -1,0 +1,72 @@
+"""Method registry: name -> ``"module:Class"`` plus fixed parameters, imported lazily.
+
+A variant is an entry with fixed parameters (``"dcd-cosine"``), never a flag deep inside a
+class. Outside code needs no entry: ``--methods mypkg.mod:MySelector`` works too.
+To add a method: write one module with a :class:`methods.base.Selector` subclass and add one
+line here.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    target: str  # "module:Class"
+    params: MappingProxyType = field(default_factory=lambda: MappingProxyType({}))
+    summary: str = ""
+
+
+def _spec(target: str, summary: str, **params: Any) -> MethodSpec:
+    return MethodSpec(target, MappingProxyType(params), summary)
+
+
+REGISTRY: dict[str, MethodSpec] = {
+    "inb": _spec("methods.inb:ImageNetBaseline", "ImageNet-1k accuracy"),
+    "avgrank": _spec("methods.avgrank:AverageRank", "mean rank over the source datasets"),
+    "random": _spec("methods.chance:RandomSelector", "seeded random scores (lower bound)"),
+}
+
+
+class UnknownMethodError(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def _import(target: str) -> type:
+    module, _, attr = target.partition(":")
+    if not module or not attr:
+        raise UnknownMethodError(f"bad method path {target!r}: expected 'package.module:Class'")
+    try:
+        obj = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as err:
+        raise UnknownMethodError(f"cannot import {target!r}: {err}") from None
+    return obj
+
+
+def resolve(name: str) -> tuple[str, type, dict[str, Any]]:
+    """``(display name, class, fixed params)`` of a registry name or a ``module:Class`` path."""
+    from methods.base import Selector
+
+    if name in REGISTRY:
+        spec = REGISTRY[name]
+        cls = _import(spec.target)
+        return name, cls, dict(spec.params)
+    if ":" in name:
+        cls = _import(name)
+        if not (isinstance(cls, type) and issubclass(cls, Selector)):
+            raise UnknownMethodError(f"{name!r} is not a subclass of methods.base.Selector")
+        return (cls.name or name), cls, {}
+    from benchmark.catalog import unknown_message
+
+    raise UnknownMethodError(unknown_message("method", name, sorted(REGISTRY)))
+
+
+def make(name: str, **overrides: Any):
+    """A fresh selector instance for a registry name or ``module:Class`` path."""
+    _, cls, params = resolve(name)
+    return cls(**{**params, **overrides})

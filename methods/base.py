@@ -1,0 +1,57 @@
+"""The :class:`Selector` interface every method implements (scikit-learn estimator style).
+
+- ``__init__`` only stores its keyword arguments, under the same names (no I/O, no checks);
+- ``fit(train: TrainView) -> self`` learns from the source datasets; learned state ends in ``_``;
+- ``score(target: TargetView) -> pd.Series``: one finite score per candidate model of the
+  target (index = ``target.candidates``), higher = better;
+- class attributes: ``name``, ``requires`` (feature kinds the harness must provide),
+  ``citation``, ``stochastic`` (True when scores depend on the seed).
+
+A complete method::
+
+    class BiggestImageNet(Selector):
+        name = "inb-copy"
+        def score(self, target):
+            return target.imagenet.reindex(list(target.candidates))
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, ClassVar
+
+import pandas as pd
+
+from benchmark.views import FeatureView, LeakageError, TargetView, TrainView
+
+__all__ = ["Selector", "TrainView", "TargetView", "FeatureView", "LeakageError"]
+
+
+class Selector:
+    name: ClassVar[str] = ""
+    requires: ClassVar[tuple[str, ...]] = ()
+    citation: ClassVar[str] = ""
+    stochastic: ClassVar[bool] = False
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in sig.parameters.values()
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters and their current values (sklearn's contract)."""
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def fit(self, train: TrainView) -> Selector:
+        return self
+
+    def score(self, target: TargetView) -> pd.Series:
+        raise NotImplementedError(f"{type(self).__name__} must implement score(target)")
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
