@@ -217,6 +217,12 @@ def cmd_extract(args) -> int:
     return extract_cli.main(args)
 
 
+# Further subcommands living in their own modules: name -> (module, help). Each module defines
+# ``add_arguments(parser)`` and ``run(args) -> int``; it is imported when the parser is built,
+# so it must keep heavy imports (torch) inside ``run``.
+PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {}
+
+
 def build_parser() -> argparse.ArgumentParser:
     from benchmark.protocol import DEFAULT_PROTOCOL
 
@@ -269,26 +275,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_extract(p)
     p.set_defaults(func=cmd_extract)
+
+    import importlib
+
+    for name, (module, help_text) in PLUGIN_COMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+def _one_line_errors() -> tuple[type, ...]:
+    """Errors that carry a user-facing message: printed as one line, no traceback."""
     from benchmark.catalog import UnknownDatasetError
     from benchmark.data import UpstreamError
     from benchmark.features import FeaturePackError
     from benchmark.harness import MissingFeaturesError, SelectorError
     from methods import UnknownMethodError
 
+    return (CLIError, UpstreamError, FeaturePackError, UnknownMethodError, UnknownDatasetError,
+            SelectorError, MissingFeaturesError, FileExistsError, KeyError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except MissingFeaturesError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except (CLIError, UpstreamError, FeaturePackError, UnknownMethodError, UnknownDatasetError,
-            SelectorError, FileExistsError, KeyError, ValueError) as err:
+    except _one_line_errors() as err:
+        if args.verbose:
+            raise
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
         print(f"error: {msg}", file=sys.stderr)
         return 2
