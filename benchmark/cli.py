@@ -77,6 +77,8 @@ def cmd_run(args) -> int:
     from benchmark.protocol import get_protocol
 
     protocol = get_protocol(args.protocol)
+    if args.models:
+        protocol = protocol.restrict_zoo(_csv(args.models))
     seeds = _parse_seeds(args.seeds)
     if seeds is not None:
         protocol = protocol.with_options(seeds=seeds)
@@ -92,10 +94,10 @@ def cmd_run(args) -> int:
     for item in args.set or []:
         method, name, value = _parse_param(item)
         overrides.setdefault(method, {})[name] = value
-    unknown = set(overrides) - set(names)
+    methods = resolve_methods(names, overrides)
+    unknown = set(overrides) - set(names) - {m.name for m in methods}
     if unknown:
         raise CLIError(f"--set names method(s) not in --methods: {sorted(unknown)}")
-    methods = resolve_methods(names, overrides)
     started = time.perf_counter()
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
     harness = Harness.from_data(protocol, _data_layer(args), store, args.allow_random_init)
@@ -220,7 +222,10 @@ def cmd_extract(args) -> int:
 # Further subcommands living in their own modules: name -> (module, help). Each module defines
 # ``add_arguments(parser)`` and ``run(args) -> int``; it is imported when the parser is built,
 # so it must keep heavy imports (torch) inside ``run``.
-PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {}
+PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {
+    "sweep": ("benchmark.sweep", "a method's metrics over a grid of its parameters (+ heatmap)"),
+    "sample-efficiency": ("benchmark.sample_efficiency", "metrics vs number of images (+ plot)"),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", required=True, help="comma-separated names or module:Class")
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     p.add_argument("--seeds", help="number of seeds (default: the protocol's 10) or a list")
+    p.add_argument("--models", help="restrict the protocol's zoo to these model ids")
     p.add_argument("--out", help="results directory (default results/<protocol>/<timestamp>)")
     p.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE",
                    help="override a parameter of a requested method (repeatable)")

@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 MIRROR_ENV = "VLMBENCH_MIRROR"
 CACHE_ENV = "VLMBENCH_CACHE"
 OFFLINE_ENV = "VLMBENCH_OFFLINE"
+URL_ENV = "VLMBENCH_UPSTREAM_URL"  # another host serving <repository>/<commit>/<path>
+RAW_GITHUB = "https://raw.githubusercontent.com"
 _DECLARATIONS = Path(__file__).with_name("upstream.toml")
 
 
@@ -55,7 +57,10 @@ class UpstreamFile:
 
     @property
     def url(self) -> str:
-        return f"https://raw.githubusercontent.com/{self.repository}/{self.commit}/{self.path}"
+        return self.url_at(RAW_GITHUB)
+
+    def url_at(self, base: str) -> str:
+        return f"{base.rstrip('/')}/{self.repository}/{self.commit}/{self.path}"
 
 
 @cache
@@ -96,15 +101,19 @@ class DataLayer:
     ``mirror``: a directory laid out as ``<owner>__<repo>/<path>``; defaults to
     ``$VLMBENCH_MIRROR``. ``cache``: the download cache; defaults to ``cache_root()/upstream``.
     ``online``: whether a missing file may be downloaded (default: unless ``VLMBENCH_OFFLINE``).
+    ``base_url``: where downloads come from (default ``$VLMBENCH_UPSTREAM_URL`` or GitHub raw).
     """
 
     def __init__(
         self,
-        mirror: str | Path | None = None,
+        mirror: str | Path | bool | None = None,
         cache: str | Path | None = None,
         online: bool | None = None,
+        base_url: str | None = None,
     ) -> None:
-        mirror = mirror if mirror is not None else os.environ.get(MIRROR_ENV) or None
+        self.base_url = base_url or os.environ.get(URL_ENV) or RAW_GITHUB
+        if mirror is None:  # False or "" means: no mirror, even if the variable is set
+            mirror = os.environ.get(MIRROR_ENV) or None
         self.mirror = Path(mirror).expanduser() if mirror else None
         self.cache = Path(cache).expanduser() if cache else cache_root() / "upstream"
         self.online = (not os.environ.get(OFFLINE_ENV)) if online is None else online
@@ -191,12 +200,13 @@ class DataLayer:
 
         dest = self.cache / f.key
         dest.parent.mkdir(parents=True, exist_ok=True)
-        log.info("downloading %s", f.url)
+        url = f.url_at(self.base_url)
+        log.info("downloading %s", url)
         fd, tmp = tempfile.mkstemp(prefix=".part-", dir=dest.parent)
         try:
             with (
                 os.fdopen(fd, "wb") as out,
-                urllib.request.urlopen(f.url, timeout=60) as resp,
+                urllib.request.urlopen(url, timeout=60) as resp,
                 tqdm(total=f.bytes, unit="B", unit_scale=True, desc=Path(f.path).name) as bar,
             ):
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
@@ -206,7 +216,7 @@ class DataLayer:
             os.replace(tmp, dest)
         except (urllib.error.URLError, OSError) as err:
             raise UpstreamError(
-                f"could not download {f.key} from {f.url} ({err}); offline: set {MIRROR_ENV} "
+                f"could not download {f.key} from {url} ({err}); offline: set {MIRROR_ENV} "
                 f"or --mirror to a local mirror"
             ) from None
         finally:

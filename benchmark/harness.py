@@ -82,7 +82,13 @@ def resolve_methods(names: list[str], overrides: Mapping[str, Mapping] | None = 
     runs = []
     for n in names:
         display, cls, params = method_registry.resolve(n)
-        params = {**params, **dict((overrides or {}).get(n, {}))}
+        given = (overrides or {}).get(n) or (overrides or {}).get(display) or {}
+        params = {**params, **dict(given)}
+        valid = cls._param_names()
+        bad = sorted(set(params) - set(valid))
+        if bad:
+            raise ValueError(f"unknown parameter {bad[0]!r} for method {display!r} "
+                             f"(valid: {', '.join(valid) or 'none'})")
         runs.append(MethodRun(display, cls, MappingProxyType(params)))
     seen = [r.name for r in runs]
     dupes = {n for n in seen if seen.count(n) > 1}

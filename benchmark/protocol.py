@@ -78,6 +78,14 @@ class Protocol:
     def with_options(self, **changes) -> Protocol:
         return replace(self, **changes)
 
+    def restrict_zoo(self, models: list[str]) -> Protocol:
+        """The same protocol on a subset of its zoo (zoo order kept)."""
+        unknown = [m for m in models if m not in self.zoo]
+        if unknown:
+            raise KeyError(unknown_message("model", unknown[0], list(self.zoo)))
+        keep = set(models)
+        return replace(self, zoo=tuple(m for m in self.zoo if m in keep))
+
     def load(self, data: DataLayer) -> ProtocolData:
         gt = assemble(data, list(self.zoo), [*self.datasets, SIDE_DATASET], self.gt_sources)
         return ProtocolData(self, gt)

@@ -78,6 +78,19 @@ KINDS: dict[str, FeatureKind] = {
         load=lambda ctx, models, datasets: load_packs("conductance", ctx, models, datasets),
         mock=_mock_conductance,
     ),
+    # ModelGPT (LOVM): published CSV rows (the 6 text columns only), else packs; the module
+    # is imported when used (it imports this one)
+    "text-features": FeatureKind(
+        name="text-features",
+        description="LOVM's 6 ModelGPT text features per (model, dataset): its published CSV "
+        "(text columns only), else feature packs",
+        needs="needs text features",
+        extract="python -m benchmark extract text-features --models {models} --datasets {datasets}",
+        load=lambda ctx, models, datasets: __import__(
+            "benchmark.textfeatures_kind", fromlist=["load"]).load(ctx, models, datasets),
+        mock=lambda models, datasets, rng: __import__(
+            "benchmark.textfeatures_kind", fromlist=["mock"]).mock(models, datasets, rng),
+    ),
 }
 
 

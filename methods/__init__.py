@@ -29,6 +29,13 @@ REGISTRY: dict[str, MethodSpec] = {
     "inb": _spec("methods.inb:ImageNetBaseline", "ImageNet-1k accuracy"),
     "avgrank": _spec("methods.avgrank:AverageRank", "mean rank over the source datasets"),
     "random": _spec("methods.chance:RandomSelector", "seeded random scores (lower bound)"),
+    "modelgpt": _spec("methods.modelgpt:ModelGPT", "LOVM ModelGPT: linear regression on "
+                      "INB,C,G text features", features=("INB", "C", "G")),
+    "modelgpt-noinb": _spec("methods.modelgpt:ModelGPT", "ModelGPT without the ImageNet "
+                            "score: C,G text features", features=("C", "G")),
+    "dcd": _spec("methods.dcd:DCDSelector", "directional conductance divergence (asymmetric)"),
+    "dcd-cosine": _spec("methods.dcd:DCDSelector", "DCD ablation: cosine of profiles", similarity="cosine"),
+    "dcd-jsd": _spec("methods.dcd:DCDSelector", "DCD ablation: JSD of softmax profiles", similarity="jsd"),
 }
 
 

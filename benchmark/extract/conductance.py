@@ -130,6 +130,23 @@ def _eval_mode(model: nn.Module) -> Iterator[None]:
             module.training = training
 
 
+@contextmanager
+def _frozen_parameters(model: nn.Module) -> Iterator[None]:
+    """``requires_grad=False`` on every parameter for the duration, then restored.
+
+    Only block outputs are differentiated; with trainable weights autograd would also keep every
+    layer input it needs for weight gradients, which costs memory and buys nothing here.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    for param in params:
+        param.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for param in params:
+            param.requires_grad_(True)
+
+
 def _baseline_like(images: torch.Tensor, baseline: torch.Tensor | float | None) -> torch.Tensor:
     if baseline is None:
         return torch.zeros_like(images)
@@ -234,7 +251,7 @@ def _single_pass(
     mean_abs = np.zeros((n_images, n_blocks))
     total = np.zeros((n_images, n_blocks))
     delta = np.zeros(n_images) if with_delta else None
-    with _eval_mode(model):
+    with _eval_mode(model), _frozen_parameters(model):
         if delta is not None:
             for start in range(0, n_images, group):
                 stop = start + group
@@ -273,7 +290,7 @@ def _conductance_one_group(
         with torch.no_grad():
             # Same expression as captum, so the interpolated inputs match bit for bit.
             points = torch.cat([x0 + a * (x - x0) for a in chunk], dim=0)
-        # Makes every block output part of the graph even if the weights are frozen; autograd.grad
+        # With the weights frozen this is what puts the block outputs in the graph; autograd.grad
         # below only asks for block outputs, so nothing upstream of the first block is computed.
         points.requires_grad_(True)
         recorder.reset()

@@ -1,0 +1,89 @@
+"""Loading zoo models for the extraction stage (open_clip; torch imported here only).
+
+A model id ``"ARCH:pretrained"`` maps to ``open_clip.create_model_and_transforms(ARCH,
+pretrained=pretrained)``: open_clip finds the weights in its cache / the Hugging Face cache
+(``HF_HOME``) or downloads them. Without weights the load fails with
+:class:`WeightsUnavailableError` naming the model and how to supply them -- never a silent
+fallback to random weights. ``random_init=True`` builds the architecture with random weights
+(smoke tests); every pack made that way records it, and ``run`` refuses such packs unless
+``--allow-random-init`` is given.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from benchmark.zoo import NON_OPENCLIP
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A zoo model cannot be loaded for extraction (one-line message with the fix)."""
+
+
+class WeightsUnavailableError(ModelLoadError):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    id: str
+    model: Any  # open_clip CLIP / CustomTextCLIP / CoCa, eval mode
+    preprocess: Any  # the model's own eval transform (PIL image -> tensor)
+    tokenizer: Any
+    random_init: bool
+
+
+def split_id(model_id: str) -> tuple[str, str]:
+    arch, sep, pretrained = model_id.partition(":")
+    if not sep or not arch or not pretrained:
+        raise ModelLoadError(f"model id {model_id!r} is not of the form 'ARCH:pretrained'")
+    return arch, pretrained
+
+
+def load_model(
+    model_id: str,
+    random_init: bool = False,
+    device: str = "cpu",
+    cache_dir: str | None = None,
+) -> LoadedModel:
+    """Build an open_clip model with its eval preprocessing and tokenizer."""
+    import open_clip
+
+    arch, pretrained = split_id(model_id)
+    if model_id in NON_OPENCLIP or arch in {m.split(":")[0] for m in NON_OPENCLIP}:
+        raise ModelLoadError(
+            f"{model_id} is not an open_clip model (BLIP / BEiT-3 were evaluated by SWAB with "
+            f"their own code); no loader exists for it, so it cannot be extracted"
+        )
+    if arch not in open_clip.list_models():
+        raise ModelLoadError(f"{model_id}: open_clip {open_clip.__version__} has no "
+                             f"architecture {arch!r}")
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            arch,
+            pretrained=None if random_init else pretrained,
+            device=device,
+            cache_dir=cache_dir,
+        )
+    except Exception as err:  # open_clip/HF raise many types for "no weights here"
+        if random_init:
+            raise
+        raise WeightsUnavailableError(
+            f"no weights for {model_id} (open_clip pretrained={pretrained!r}): "
+            f"{type(err).__name__}: {str(err).splitlines()[0][:160]}. Put them in the open_clip "
+            f"cache (--weights-dir DIR) or the Hugging Face cache (HF_HOME), or pass "
+            f"--random-init for a smoke run"
+        ) from None
+    try:
+        tokenizer = open_clip.get_tokenizer(arch, cache_dir=cache_dir)
+    except TypeError:  # older open_clip without cache_dir
+        tokenizer = open_clip.get_tokenizer(arch)
+    model.eval()
+    if random_init:
+        log.warning("%s: RANDOM weights (--random-init); features are for smoke tests only",
+                    model_id)
+    return LoadedModel(model_id, model, preprocess, tokenizer, random_init)

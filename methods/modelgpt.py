@@ -1,0 +1,209 @@
+r"""ModelGPT (LOVM): rank models on a target by a regression on text-only features.
+
+Zohar et al., "LOVM: Language-Only Vision Model Selection", NeurIPS 2023 D&B; the predictor is
+``modelGPT/model_gpt_predictor.py::ModelGPTPredictor.predict_model_rank`` of ``orrzohar/LOVM``
+(read, not copied). SWAB (Yi et al., NeurIPS 2024) uses the same regression as its "ranking 1".
+
+Features of model ``m`` on dataset ``d`` (``x_{m,d}``; kind ``text-features``, see
+:mod:`benchmark.textfeatures_kind` and :mod:`benchmark.extract.text_features`), by group:
+
+- ``C``: ``text-f1``, ``text-acc1`` (m's zero-shot classifier applied to LLM captions);
+- ``G``: ``intraclass_sim``, ``inter_close``, ``intra_close``, ``superclass_metric``;
+- ``INB``: ``IN-score`` = m's ImageNet-1k top-1, taken from ``view.imagenet`` (side
+  information of the protocol), never from the CSV.
+
+Fit, on the sources ``S`` of the fold only (rows = pairs with both features and accuracy)::
+
+    y_{m,s} = acc1(m, s) - mean_{m' in R_s} acc1(m', s)      (centre per source dataset)
+    (b_0, b) = argmin  sum_{s in S} sum_{m in R_s} (y_{m,s} - b_0 - b . x_{m,s})^2
+
+``R_s`` = the models with a row on ``s``. Score on target ``t``: ``b_0 + b . x_{m,t}`` for every
+candidate ``m`` (higher = better). Centring is LOVM's (``norm_acc1``): it removes each source's
+difficulty so the regression explains differences *between models*; it cannot change the
+ranking on the target, only the fit. LOVM scales nothing and uses sklearn's
+``LinearRegression`` (its default; no grid search for it). Other regressors (LOVM: Lasso, GBR,
+SVR, MLP; SWAB: Huber) are parameters; ``grid_search=True`` tunes them with LOVM's grids by
+cross-validation *over source datasets* (``GroupKFold``), inside ``fit``.
+
+Differences from LOVM's code (which evaluates the same regression):
+
+- IN-score comes from the protocol's ImageNet-1k accuracies (``lovm``: LOVM's
+  ``eval_table.csv``); LOVM's CSV holds a separate evaluation that differs by at most 2.6e-4.
+- ImageNet-1k is never a target nor a source here; LOVM's ``DATASET_TO_REMOVE = []`` keeps it
+  as both (the reproduction in ``tests/methods/test_modelgpt.py`` covers both settings).
+- LOVM's ``_loo_prediction`` calls ``drop_duplicates()`` on each target's predictions, which
+  would drop a model whose prediction equals another's; not reproduced (no such ties occur on
+  LOVM's data).
+- LOVM's grid search uses ``cv=10`` over rows; here folds are source datasets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from benchmark.textfeatures_kind import FEATURE_COLUMNS, GROUPS, KIND
+from methods.base import Selector, TargetView, TrainView
+
+IN_SCORE = "IN-score"
+#: Regressors by name -> (sklearn class path, default kwargs). "nn" is LOVM's name for MLP.
+REGRESSORS: dict[str, tuple[str, dict[str, Any]]] = {
+    "linear": ("sklearn.linear_model:LinearRegression", {}),
+    "lasso": ("sklearn.linear_model:Lasso", {}),
+    "ridge": ("sklearn.linear_model:Ridge", {}),
+    "huber": ("sklearn.linear_model:HuberRegressor", {"epsilon": 1.5, "max_iter": 2000,
+                                                      "alpha": 1e-4}),  # SWAB's settings
+    "gbr": ("sklearn.ensemble:GradientBoostingRegressor", {"random_state": 0}),
+    "svr": ("sklearn.svm:SVR", {}),
+    "mlp": ("sklearn.neural_network:MLPRegressor", {"random_state": 0}),
+}
+#: LOVM's ``PARAMETERS`` grids (modelGPT/constants), used when ``grid_search=True``.
+GRIDS: dict[str, dict[str, list]] = {
+    "lasso": {"alpha": [0.01, 0.1, 1.0]},
+    "gbr": {"loss": ["absolute_error", "huber", "quantile"], "alpha": [0.01, 0.1, 1.0]},
+    "svr": {"kernel": ["poly", "rbf", "sigmoid"], "degree": [2, 4, 5]},
+    "mlp": {"hidden_layer_sizes": [(100,), (10,), (5,)], "learning_rate_init": [0.001, 0.01, 0.1]},
+}
+
+
+def feature_columns(features: Sequence[str] | str) -> tuple[str, ...]:
+    """Expand groups ("INB", "C", "G") and column names into an ordered, deduplicated tuple."""
+    if isinstance(features, str):
+        features = [f.strip() for f in features.split(",") if f.strip()]
+    out: list[str] = []
+    for f in features:
+        if f == "INB":
+            cols: tuple[str, ...] = (IN_SCORE,)
+        elif f in GROUPS:
+            cols = GROUPS[f]
+        elif f in FEATURE_COLUMNS or f == IN_SCORE:
+            cols = (f,)
+        else:
+            valid = ["INB", *GROUPS, *FEATURE_COLUMNS, IN_SCORE]
+            raise ValueError(f"modelgpt: unknown feature {f!r} (valid: {', '.join(valid)})")
+        out += [c for c in cols if c not in out]
+    if not out:
+        raise ValueError("modelgpt: no features selected")
+    return tuple(out)
+
+
+def make_regressor(name: str, params: dict[str, Any] | None = None):
+    import importlib
+
+    try:
+        path, defaults = REGRESSORS[name]
+    except KeyError:
+        raise ValueError(
+            f"modelgpt: unknown regressor {name!r} (valid: {', '.join(REGRESSORS)})"
+        ) from None
+    module, _, cls = path.partition(":")
+    return getattr(importlib.import_module(module), cls)(**{**defaults, **dict(params or {})})
+
+
+class ModelGPT(Selector):
+    """LOVM's ModelGPT. ``features``: groups/columns; ``regressor``: a key of ``REGRESSORS``."""
+
+    name = "modelgpt"
+    requires = (KIND,)
+    citation = "Zohar et al., LOVM: Language-Only Vision Model Selection, NeurIPS 2023 D&B."
+    stochastic = False
+
+    def __init__(
+        self,
+        features: Sequence[str] | str = ("INB", "C", "G"),
+        regressor: str = "linear",
+        regressor_params: dict[str, Any] | None = None,
+        center_per_dataset: bool = True,
+        standardize: bool = False,
+        grid_search: bool = False,
+    ) -> None:
+        self.features = features
+        self.regressor = regressor
+        self.regressor_params = regressor_params
+        self.center_per_dataset = center_per_dataset
+        self.standardize = standardize
+        self.grid_search = grid_search
+
+    # -- rows -----------------------------------------------------------------------------
+    def _row(self, record, imagenet: pd.Series, model: str) -> list[float]:
+        return [
+            float(imagenet[model]) if c == IN_SCORE else float(record[c]) for c in self.columns_
+        ]
+
+    def _needs_imagenet(self) -> bool:
+        return IN_SCORE in self.columns_
+
+    def training_table(self, train: TrainView) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``(X, y, source of each row)`` over the (model, source) pairs usable for the fit."""
+        fv = train.feature(KIND)
+        imagenet = train.imagenet.dropna()
+        acc = train.accuracy
+        X, y, groups = [], [], []
+        for s in train.source_ids:
+            col = acc[s].dropna()
+            models = [
+                m for m in col.index
+                if fv.has(m, s) and (not self._needs_imagenet() or m in imagenet.index)
+            ]
+            if not models:
+                continue
+            target = col[models].to_numpy(float)
+            if self.center_per_dataset:
+                target = target - target.mean()
+            X += [self._row(fv.get(m, s), imagenet, m) for m in models]
+            y += target.tolist()
+            groups += [s] * len(models)
+        return np.asarray(X, dtype=float), np.asarray(y, dtype=float), groups
+
+    # -- Selector API -------------------------------------------------------------------------
+    def fit(self, train: TrainView) -> ModelGPT:
+        self.columns_ = feature_columns(self.features)
+        X, y, groups = self.training_table(train)
+        if len(y) == 0:
+            raise ValueError(
+                "modelgpt: no (model, source) pair has both text features and an accuracy"
+            )
+        estimator = make_regressor(self.regressor, self.regressor_params)
+        if self.standardize:
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
+
+            estimator = make_pipeline(StandardScaler(), estimator)
+        if self.grid_search and self.regressor in GRIDS and len(set(groups)) >= 2:
+            from sklearn.model_selection import GridSearchCV, GroupKFold
+
+            grid = GRIDS[self.regressor]
+            if self.standardize:
+                grid = {f"{estimator.steps[-1][0]}__{k}": v for k, v in grid.items()}
+            search = GridSearchCV(
+                estimator, grid, scoring="neg_mean_squared_error",
+                cv=GroupKFold(n_splits=min(10, len(set(groups)))),
+            )
+            search.fit(X, y, groups=groups)
+            self.best_params_ = dict(search.best_params_)
+            estimator = search.best_estimator_
+        else:
+            estimator.fit(X, y)
+            self.best_params_ = None
+        self.estimator_ = estimator
+        self.n_train_ = len(y)
+        return self
+
+    def score(self, target: TargetView) -> pd.Series:
+        fv = target.feature(KIND)
+        cands = list(target.candidates)
+        imagenet = target.imagenet.dropna()
+        if self._needs_imagenet():
+            missing = [m for m in cands if m not in imagenet.index]
+            if missing:
+                raise ValueError(
+                    f"modelgpt: no ImageNet-1k accuracy (IN-score) for {missing[:3]}; use a "
+                    f"variant without INB (e.g. modelgpt-noinb)"
+                )
+        if not cands:
+            return pd.Series(dtype=float)
+        X = np.asarray([self._row(fv.get(m, target.dataset.id), imagenet, m) for m in cands])
+        return pd.Series(self.estimator_.predict(X).astype(float), index=cands)
