@@ -75,26 +75,29 @@ def _fmt(mean: float, std: float | None = None) -> str:
 
 
 def summarize(scores: pd.DataFrame, columns=MAIN_COLUMNS) -> pd.DataFrame:
-    """Main table: one row per method, "mean ± std over seeds" per metric column."""
+    """Main table: one row per method, "mean ± std over seeds" per metric column.
+
+    Rows are ordered by the last column's mean (Sum@5 by default), best first; missing last.
+    """
     means = seed_means(scores)
-    out = []
+    out, keys = [], []
     for method in sorted(means["method"].unique()):
         row = {"method": method}
+        key = np.inf
         for metric, k in columns:
             v = means[(means.method == method) & (means.metric == metric) & (means.k == k)]
             vals = v["value"].to_numpy(float)
             if len(vals) == 0 or not np.all(np.isfinite(vals)):
                 row[_label(metric, k)] = "—"
+                key = np.inf
             else:
                 row[_label(metric, k)] = _fmt(vals.mean(), vals.std(ddof=0))
+                key = -round(float(vals.mean()), DECIMALS)
         row["seeds"] = int(means.loc[means.method == method, "seed"].nunique())
         out.append(row)
-    table = pd.DataFrame(out)
-    if not table.empty:
-        key = table[_label("sum", 5)] if _label("sum", 5) in table else table["method"]
-        order = key.map(lambda s: -float(s.split(" ")[0]) if s not in ("—",) else np.inf)
-        table = table.assign(_o=order).sort_values(["_o", "method"]).drop(columns="_o")
-    return table.reset_index(drop=True)
+        keys.append((key, method))
+    order = sorted(range(len(out)), key=lambda i: keys[i])
+    return pd.DataFrame([out[i] for i in order]).reset_index(drop=True)
 
 
 def per_dataset(scores: pd.DataFrame, metric: str = "ndcg", k: int = 5) -> pd.DataFrame:
