@@ -53,6 +53,7 @@ import difflib
 import importlib.util
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -316,6 +317,8 @@ _MANUAL = {
 
 
 def _importable(module: str) -> bool:
+    if module in sys.modules:  # includes modules blocked with sys.modules[name] = None
+        return sys.modules[module] is not None
     try:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
@@ -468,6 +471,8 @@ def _open_torchvision(
     try:
         ds = getattr(tvd, eq.cls)(str(data_dir), **kwargs)
     except (RuntimeError, OSError, ValueError) as err:  # incl. URLError when a download fails
+        if "pip install" in str(err):  # e.g. PCAM without h5py
+            raise LoaderError(f"dataset {dataset_id!r}: {via} {_first_line(err)}") from err
         raise _missing(
             dataset_id, spec, data_dir, via, _first_line(err), _fix(download, eq.can_download)
         ) from err

@@ -128,10 +128,8 @@ class ModelGPT(Selector):
         self.grid_search = grid_search
 
     # -- rows -----------------------------------------------------------------------------
-    def _row(self, record, imagenet: pd.Series, model: str) -> list[float]:
-        return [
-            float(imagenet[model]) if c == IN_SCORE else float(record[c]) for c in self.columns_
-        ]
+    def _row(self, record, imagenet: dict[str, float], model: str) -> list[float]:
+        return [imagenet[model] if c == IN_SCORE else float(record[c]) for c in self.columns_]
 
     def _needs_imagenet(self) -> bool:
         return IN_SCORE in self.columns_
@@ -139,18 +137,17 @@ class ModelGPT(Selector):
     def training_table(self, train: TrainView) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """``(X, y, source of each row)`` over the (model, source) pairs usable for the fit."""
         fv = train.feature(KIND)
-        imagenet = train.imagenet.dropna()
+        imagenet = train.imagenet.dropna().astype(float).to_dict()
         acc = train.accuracy
         X, y, groups = [], [], []
         for s in train.source_ids:
-            col = acc[s].dropna()
+            col = acc[s].dropna().astype(float).to_dict()
             models = [
-                m for m in col.index
-                if fv.has(m, s) and (not self._needs_imagenet() or m in imagenet.index)
+                m for m in col if fv.has(m, s) and (not self._needs_imagenet() or m in imagenet)
             ]
             if not models:
                 continue
-            target = col[models].to_numpy(float)
+            target = np.array([col[m] for m in models])
             if self.center_per_dataset:
                 target = target - target.mean()
             X += [self._row(fv.get(m, s), imagenet, m) for m in models]
@@ -195,9 +192,9 @@ class ModelGPT(Selector):
     def score(self, target: TargetView) -> pd.Series:
         fv = target.feature(KIND)
         cands = list(target.candidates)
-        imagenet = target.imagenet.dropna()
+        imagenet = target.imagenet.dropna().astype(float).to_dict()
         if self._needs_imagenet():
-            missing = [m for m in cands if m not in imagenet.index]
+            missing = [m for m in cands if m not in imagenet]
             if missing:
                 raise ValueError(
                     f"modelgpt: no ImageNet-1k accuracy (IN-score) for {missing[:3]}; use a "

@@ -10,7 +10,10 @@ import argparse
 import importlib
 
 # kind -> (module with add_arguments(parser) and run(args), help)
-EXTRACTORS: dict[str, tuple[str, str]] = {}
+EXTRACTORS: dict[str, tuple[str, str]] = {
+    "conductance": ("benchmark.extract.conductance_cmd", "per-image block conductance (DCD)"),
+    "text-features": ("benchmark.extract.text_features_cmd", "LOVM's ModelGPT text features"),
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
