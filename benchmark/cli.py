@@ -100,9 +100,11 @@ def cmd_run(args) -> int:
         raise CLIError(f"--set names method(s) not in --methods: {sorted(unknown)}")
     started = time.perf_counter()
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    harness = Harness.from_data(protocol, _data_layer(args), store, args.allow_random_init)
+    harness = Harness.from_data(protocol, _data_layer(args), store, args.allow_random_init,
+                                allow_partial=args.allow_partial)
     result = harness.run(methods, skip_unavailable=args.skip_unavailable,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress,
+                         common_candidates=args.common_candidates)
     out = Path(args.out) if args.out else results.default_out_dir(protocol.name)
     elapsed = time.perf_counter() - started
     results.write(result, out, extra={
@@ -119,11 +121,13 @@ def cmd_run(args) -> int:
 def _summary(result) -> str:
     from tabulate import tabulate
 
-    from benchmark.leaderboard import summarize
+    from benchmark.leaderboard import method_coverage, summarize
 
     table = summarize(result.scores)
     if table.empty:
         return "(no scores)"
+    table.insert(len(table.columns) - 1, "coverage",
+                 table["method"].map(method_coverage(result.coverage)).fillna(""))
     return tabulate(table, headers="keys", tablefmt="github", showindex=False)
 
 
@@ -249,6 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "or ~/.cache/vlmbench/features)")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="skip methods whose features are missing instead of failing")
+    p.add_argument("--common-candidates", action="store_true",
+                   help="rank, on every target, only the models all requested methods cover")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="rank only the models that have a method's features (coverage reported)")
     p.add_argument("--allow-random-init", action="store_true",
                    help="accept feature packs extracted with --random-init (smoke tests)")
     p.add_argument("--no-progress", action="store_true")

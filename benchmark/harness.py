@@ -31,7 +31,7 @@ from benchmark.catalog import Catalog, DatasetInfo
 from benchmark.data import DataLayer
 from benchmark.features import FeatureStore
 from benchmark.protocol import Protocol, ProtocolData
-from benchmark.providers import LoadContext, get_kind, group_missing
+from benchmark.providers import LoadContext, extractable, get_kind, group_missing
 from benchmark.views import FeatureView, TargetView, TrainView
 
 log = logging.getLogger(__name__)
@@ -116,7 +116,9 @@ class Harness:
         infos: Mapping[str, DatasetInfo],
         ctx: LoadContext,
         features: Mapping[str, dict] | None = None,
+        allow_partial: bool = False,
     ) -> None:
+        self.allow_partial = allow_partial
         self.protocol = pdata.protocol
         self.pdata = pdata
         self.ctx = ctx
@@ -130,12 +132,13 @@ class Harness:
         data: DataLayer,
         store: FeatureStore | None = None,
         allow_random_init: bool = False,
+        allow_partial: bool = False,
     ) -> Harness:
         """The usual construction: ground truth and metadata through the data layer."""
         catalog = Catalog(data)
         infos = {d: catalog.info(d) for d in protocol.datasets}
         ctx = LoadContext(data, store or FeatureStore(), allow_random_init)
-        return cls(protocol.load(data), infos, ctx)
+        return cls(protocol.load(data), infos, ctx, allow_partial=allow_partial)
 
     # -- features -------------------------------------------------------------------------
     def features(self, kind: str) -> dict:
@@ -146,18 +149,33 @@ class Harness:
         return self._features[kind]
 
     def missing_features(self, method: MethodRun) -> list[str]:
-        """One line per (kind, model) lacking records on the protocol's evaluable datasets."""
+        """One line per (kind, model) whose missing records block ``method``.
+
+        Strict kinds (conductance, ...) need a record for every candidate that can be
+        extracted; models that cannot be (not open_clip: BLIP, BEiT-3) are simply not
+        candidates for the method, as are all uncovered models of a ``partial`` kind (text
+        features, published for LOVM's models only) or under ``allow_partial``. A method with
+        no candidate on any target is always blocked.
+        """
         lines = []
         targets = self.pdata.evaluable_targets()
         for kind in method.cls.requires:
             recs = self.features(kind)
+            fk = get_kind(kind)
+            if fk.partial or self.allow_partial:
+                covered = any((m, d) in recs for d in targets for m in self.pdata.candidates(d))
+                if not covered:
+                    lines.append(f"  {kind}: no records for any model of {self.protocol.name}: "
+                                 + fk.command(["MODEL,..."], targets))
+                continue
             pairs = [
-                (m, d) for d in targets for m in self.pdata.candidates(d) if (m, d) not in recs
+                (m, d) for d in targets for m in self.pdata.candidates(d)
+                if (m, d) not in recs and extractable(m)
             ]
             for model, datasets in group_missing(pairs).items():
                 lines.append(
                     f"  {kind} for {model} on {len(datasets)} dataset(s): "
-                    + get_kind(kind).command([model], datasets)
+                    + fk.command([model], datasets)
                 )
         return lines
 
@@ -175,7 +193,8 @@ class Harness:
                 errors.append(f"{m.name} needs features that are not in {self.ctx.store.root}:")
                 errors += lines
         if errors:
-            errors.append("(make them with the commands above, or pass --skip-unavailable)")
+            errors.append("(make them with the commands above; or pass --allow-partial to rank "
+                          "only the covered models, or --skip-unavailable to skip the method)")
             raise MissingFeaturesError("\n".join(errors))
         return skipped
 
@@ -219,9 +238,9 @@ class Harness:
         )
 
     # -- running --------------------------------------------------------------------------
-    def score_fold(self, method: MethodRun, target: str, seed: int) -> pd.Series:
+    def score_fold(self, method: MethodRun, target: str, seed: int, candidates=None) -> pd.Series:
         kinds = method.cls.requires
-        cands = self.candidates(method, target)
+        cands = self.candidates(method, target) if candidates is None else tuple(candidates)
         selector = method.make()
         fitted = selector.fit(self.train_view(target, seed, kinds))
         if fitted is not selector:
@@ -235,7 +254,10 @@ class Harness:
         seeds: tuple[int, ...] | None = None,
         skip_unavailable: bool = False,
         progress: bool = True,
+        common_candidates: bool = False,
     ) -> RunResult:
+        """All folds of all methods. ``common_candidates``: every method ranks, on each target,
+        only the models every requested method covers (a like-for-like comparison)."""
         from tqdm.auto import tqdm
 
         seeds = tuple(seeds if seeds is not None else self.protocol.seeds)
@@ -247,16 +269,23 @@ class Harness:
         score_rows, pred_rows, cov_rows = [], [], []
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
         bar = tqdm(total=total, desc=f"{self.protocol.name}", disable=not progress, unit="fold")
+        shared = {t: set.intersection(*(set(self.candidates(m, t)) for m in active))
+                  for t in targets} if common_candidates and active else None
+
+        def cands_of(m, t):
+            c = self.candidates(m, t)
+            return tuple(x for x in c if x in shared[t]) if shared is not None else c
+
         for m in active:
             for t in targets:
-                cands = self.candidates(m, t)
+                cands = cands_of(m, t)
                 cov_rows.append((m.name, t, len(cands), len(self.pdata.candidates(t)),
                                  ", ".join(sorted(set(self.pdata.candidates(t)) - set(cands)))))
             run_seeds = seeds if m.cls.stochastic else seeds[:1]
             for seed in run_seeds:
                 for t in targets:
                     bar.set_postfix_str(f"{m.name} seed={seed} {t}", refresh=False)
-                    s = self.score_fold(m, t, seed)
+                    s = self.score_fold(m, t, seed, cands_of(m, t))
                     bar.update()
                     if len(s) < 2:
                         continue

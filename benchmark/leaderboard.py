@@ -134,7 +134,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
         "",
     ]
     main = summarize(scores)
-    cov_note = _method_coverage(coverage)
+    cov_note = method_coverage(coverage)
     if not main.empty:
         main.insert(len(main.columns) - 1, "coverage", main["method"].map(cov_note).fillna(""))
     for method, reason in sorted((needs or {}).items()):
@@ -178,7 +178,7 @@ def _latest_per_method(runs):
     return pd.concat(scores), pd.concat(coverage), meta
 
 
-def _method_coverage(coverage: pd.DataFrame) -> dict[str, str]:
+def method_coverage(coverage: pd.DataFrame) -> dict[str, str]:
     out = {}
     if coverage.empty:
         return out

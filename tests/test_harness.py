@@ -279,3 +279,31 @@ def test_train_view_rng_is_seeded_and_salted(lovm_harness):
 
 def test_train_view_type_is_exported():
     assert TrainView.__name__ == "TrainView"
+
+
+def test_partial_kind_ranks_covered_models_and_common_candidates_align_methods(data):
+    """text-features exist for LOVM's 35 models only: ModelGPT ranks those on dcd48."""
+    h = Harness.from_data(get_protocol("dcd48"), data, FeatureStore("/nonexistent"))
+    runs = resolve_methods(["modelgpt", "inb"])
+    res = h.run(runs, seeds=(0,), progress=False)
+    cov = res.coverage.groupby("method")[["candidates", "protocol_candidates"]].sum()
+    assert cov.loc["modelgpt"].tolist() == [735, 983]
+    assert cov.loc["inb"].tolist() == [983, 983]
+    both = h.run(runs, seeds=(0,), progress=False, common_candidates=True)
+    cov = both.coverage.groupby("method")["candidates"].sum()
+    assert cov.to_dict() == {"inb": 735, "modelgpt": 735}
+    preds = both.predictions.groupby(["method", "target"])["model"].apply(frozenset).unstack(0)
+    assert (preds["inb"] == preds["modelgpt"]).all()
+
+
+def test_strict_kind_ignores_models_that_cannot_be_extracted(data, tmp_path):
+    """BLIP / BEiT-3 can never have conductance: they are not listed as missing."""
+    protocol = get_protocol("swab").restrict_zoo(["RN50:openai", "BLIP:retrieval_base_coco"])
+    h = Harness.from_data(protocol, data, FeatureStore(tmp_path))
+    (run,) = resolve_methods(["tests.test_harness:_NeedsConductance"])
+    lines = h.missing_features(run)
+    assert len(lines) == 1 and "RN50:openai" in lines[0]
+    relaxed = Harness.from_data(protocol, data, FeatureStore(tmp_path), allow_partial=True)
+    assert relaxed.missing_features(run) == [
+        "  conductance: no records for any model of swab: python -m benchmark extract "
+        "conductance --models MODEL,... --datasets " + ",".join(protocol.datasets)]
