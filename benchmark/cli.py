@@ -170,6 +170,11 @@ def cmd_list(args) -> int:
                 member.setdefault(m, []).append(n)
         rows = [(m, ", ".join(ps)) for m, ps in member.items()]
         print(tabulate(rows, headers=["model", "protocols"], tablefmt="github"))
+    elif what == "embedders":
+        from benchmark.text import EMBEDDERS
+
+        rows = [(name, spec.summary) for name, spec in EMBEDDERS.items()]
+        print(tabulate(rows, headers=["embedder", "what"], tablefmt="github"))
     elif what == "features":
         from benchmark.providers import KINDS
 
@@ -264,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", help="list methods, protocols, models, datasets, features")
-    p.add_argument("what", choices=["methods", "protocols", "models", "datasets", "features"])
+    p.add_argument("what", choices=["methods", "protocols", "models", "datasets", "features",
+                                    "embedders"])
     p.add_argument("--protocol", help="models of one protocol only")
     p.set_defaults(func=cmd_list)
 

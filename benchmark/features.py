@@ -71,7 +71,7 @@ def atomic_write_bytes(path: Path, payload: bytes) -> None:
 
 
 @contextmanager
-def _locked(directory: Path) -> Iterator[None]:
+def locked(directory: Path) -> Iterator[None]:
     """Exclusive lock on a pack directory: concurrent writers (workers) update one manifest."""
     directory.mkdir(parents=True, exist_ok=True)
     with open(directory / ".lock", "w") as fh:
@@ -189,7 +189,7 @@ class FeatureStore:
         """Write one record atomically, then list it in the manifest (atomically)."""
         if not arrays:
             raise ValueError("a record needs at least one array")
-        with _locked(self.pack_dir(kind, model)):
+        with locked(self.pack_dir(kind, model)):
             return self._write_locked(kind, model, dataset, arrays, extractor, meta, code_version)
 
     def _write_locked(self, kind, model, dataset, arrays, extractor, meta, code_version) -> Path:

@@ -107,13 +107,14 @@ def test_data_verify_ok(capsys):
     assert "152/152 upstream files present and verified" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("what", ["methods", "protocols", "models", "datasets", "features"])
+@pytest.mark.parametrize("what", ["methods", "protocols", "models", "datasets", "features",
+                                  "embedders"])
 def test_list(what, capsys):
     assert run_cli("list", what) == 0
     out = capsys.readouterr().out
     expected = {"methods": "avgrank", "protocols": "dcd48 (default)",
                 "models": "EVA01-g-14:laion400m_s11b_b41k", "datasets": "imagenet1k",
-                "features": "conductance"}[what]
+                "features": "conductance", "embedders": "minilm"}[what]
     assert expected in out
 
 
