@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.cli import CLIError, _add_data_options, _data_layer, _parse_seeds
+from benchmark.cli import CLIError, _add_data_options, _csv, _data_layer, _parse_seeds
 
 log = logging.getLogger(__name__)
 DEFAULT_METRIC = "ndcg@5"
@@ -290,7 +290,7 @@ def plot_sweep(res: SweepResult, grid: Mapping[str, Sequence[Any]], metric: str,
         for ax in list(axes.flat)[len(panels):]:
             ax.axis("off")
         fig.colorbar(im, ax=axes.ravel().tolist(), label=metric, shrink=0.9)
-        fig.suptitle(_title(res, metric), fontsize=9)
+        fig.suptitle(_title(res, metric), fontsize=9, y=1.02 if rest else 0.98)
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
 
@@ -378,6 +378,7 @@ def add_common_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("method", help="registry name or module:Class")
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    p.add_argument("--models", help="restrict the protocol's zoo to these model ids")
     p.add_argument("--mock", action="store_true",
                    help="run on the conformance check's mock universe (random data, no packs)")
     p.add_argument("--seeds", help="number of seeds (default: the protocol's) or a list")
@@ -407,6 +408,8 @@ def build_harness(args, method: str):
     from benchmark.protocol import get_protocol
 
     if args.mock:
+        if args.models:
+            raise CLIError("--models restricts a protocol's zoo; the mock universe has its own")
         from benchmark.check import mock_universe
         from benchmark.providers import LoadContext, get_kind
 
@@ -417,9 +420,11 @@ def build_harness(args, method: str):
                                      rng) for k in cls.requires}
         ctx = LoadContext(data=None, store=FeatureStore(args.features_dir or tempfile.gettempdir()))
         return Harness(pdata, infos, ctx, features=feats)
+    protocol = get_protocol(args.protocol)
+    if args.models:
+        protocol = protocol.restrict_zoo(_csv(args.models))
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    return Harness.from_data(get_protocol(args.protocol), _data_layer(args), store,
-                             args.allow_random_init)
+    return Harness.from_data(protocol, _data_layer(args), store, args.allow_random_init)
 
 
 def _default_out(kind: str, protocol: str, method: str) -> Path:

@@ -98,9 +98,12 @@ def test_target_sufficiency(phi, scale, beta, normalize) -> None:
     phi_t = np.asarray(phi)
     assert dcd(normalize_profile(phi_t, normalize), normalize_profile(phi_t, normalize),
                beta) == 0.0
-    if normalize != "zscore":  # eps makes rescaled zscore profiles differ by ~eps/std only
+    if normalize != "zscore":
+        # a rescaled source has the same profile up to eps: with D = sum (or max) of phi_t,
+        # p_l(s) / p_l(t) = s (D + eps) / (s D + eps), so delta_l <= eps |s - 1| / (s D)
         d = divergences(scale * phi_t[None], phi_t, "dcd", beta, normalize)
-        assert d[0] == pytest.approx(0.0, abs=1e-6)
+        total = phi_t.sum() if normalize == "sum" else phi_t.max()
+        assert 0 <= d[0] <= 1e-8 * abs(scale - 1) / (scale * total) * (1 + 1e-6) + 1e-15
 
 
 def test_dcd_zero_when_matching_on_the_important_blocks() -> None:
@@ -162,7 +165,7 @@ def test_large_beta_restricts_dcd_to_the_salient_block() -> None:
     p_t = np.array([0.2, 0.5, 0.3])
     p_s = np.array([0.4, 0.4, 0.2])
     restricted = abs(0.4 - 0.5) / 0.5  # delta on the top-1 block
-    assert dcd(p_s, p_t, 500.0) == pytest.approx(restricted, rel=1e-9)
+    assert dcd(p_s, p_t, 500.0) == pytest.approx(restricted, rel=1e-7)
     assert abs(dcd(p_s, p_t, 1.0) - restricted) > 0.1
 
 
@@ -286,9 +289,9 @@ def test_hand_example_3_models_x_3_datasets(tmp_path) -> None:
     d_s1, d_s2 = w[0] * (0.25 / 0.25) + w[1] * (0.25 / 0.75), 0.0
     pi1, pi2 = _softmin2(d_s1, d_s2, 1.0)
     r_a = pi1 * 1 + pi2 * 3
-    # B: p(tgt) = (1/4, 1/4, 1/2), w = (1, 1, e)/(2 + e);
+    # B: p(tgt) = (1/4, 1/4, 1/2), w = (1, 1, e^(1/2))/(2 + e^(1/2));
     #    p(s1) = (1/2, 1/4, 1/4); p(s2) = (1/6, 1/2, 1/3)
-    w = np.array([1, 1, E]) / (2 + E)
+    w = np.array([1, 1, math.sqrt(E)]) / (2 + math.sqrt(E))
     d_s1 = w[0] * (0.25 / 0.25) + w[1] * 0 + w[2] * (0.25 / 0.5)
     d_s2 = w[0] * ((1 / 4 - 1 / 6) / 0.25) + w[1] * (0.25 / 0.25) + w[2] * ((1 / 2 - 1 / 3) / 0.5)
     pi1, pi2 = _softmin2(d_s1, d_s2, 1.0)
@@ -408,7 +411,7 @@ def test_gamma_zero_is_avgrank(mock_harness) -> None:
     for t in h.protocol.datasets:  # mock1 has a model without a cell: dropped by both
         got = h.score_fold(dcd_run(gamma=0.0), t, seed=0)
         want = h.score_fold(avg, t, seed=0)
-        pd.testing.assert_series_equal(got, want, rtol=1e-12)
+        pd.testing.assert_series_equal(got, want, rtol=1e-12, check_names=False)
 
 
 @pytest.mark.parametrize("gamma", [np.inf, 1e7])
@@ -420,7 +423,7 @@ def test_large_gamma_picks_the_nearest_source(mock_harness, gamma) -> None:
     table = sel.explain(target)
     nearest = table.loc[table.groupby("model")["divergence"].idxmin()].set_index("model")
     np.testing.assert_allclose(sel.score(target)[nearest.index], -nearest["rank"])
-    assert np.all(table.groupby("model")["weight"].max() == pytest.approx(1.0))
+    np.testing.assert_allclose(table.groupby("model")["weight"].max(), 1.0)
 
 
 def test_variants_registered_and_differ(mock_harness) -> None:
