@@ -86,6 +86,16 @@ class Protocol:
         keep = set(models)
         return replace(self, zoo=tuple(m for m in self.zoo if m in keep))
 
+    def restrict_datasets(self, datasets: list[str]) -> Protocol:
+        """The same protocol on a subset of its datasets (each still held out in turn)."""
+        unknown = [d for d in datasets if d not in self.datasets]
+        if unknown:
+            raise KeyError(unknown_message("dataset", unknown[0], list(self.datasets)))
+        keep = set(datasets)
+        if len(keep) < 2:
+            raise ValueError("leave-one-dataset-out needs at least 2 datasets")
+        return replace(self, datasets=tuple(d for d in self.datasets if d in keep))
+
     def load(self, data: DataLayer) -> ProtocolData:
         gt = assemble(data, list(self.zoo), [*self.datasets, SIDE_DATASET], self.gt_sources)
         return ProtocolData(self, gt)

@@ -153,3 +153,13 @@ def test_python_dash_m_entry_point(tmp_path):
                            "--no-progress"], capture_output=True, text=True, cwd=REPO, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "| inb" in proc.stdout
+
+
+def test_datasets_option_restricts_the_protocol(tmp_path):
+    out = tmp_path / "r"
+    assert run_cli("run", "--methods", "avgrank", "--protocol", "lovm", "--datasets",
+                   "cars,dtd,mnist", "--seeds", "1", "--out", str(out), "--no-progress") == 0
+    scores = pd.read_csv(out / "scores.csv")
+    assert set(scores["target"]) == {"cars", "dtd", "mnist"}
+    run = json.loads((out / "run.json").read_text())
+    assert run["protocol"]["datasets"] == ["cars", "dtd", "mnist"]
