@@ -79,6 +79,8 @@ def cmd_run(args) -> int:
     protocol = get_protocol(args.protocol)
     if args.models:
         protocol = protocol.restrict_zoo(_csv(args.models))
+    if args.datasets:
+        protocol = protocol.restrict_datasets(_csv(args.datasets))
     seeds = _parse_seeds(args.seeds)
     if seeds is not None:
         protocol = protocol.with_options(seeds=seeds)
@@ -249,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", default=DEFAULT_PROTOCOL)
     p.add_argument("--seeds", help="number of seeds (default: the protocol's 10) or a list")
     p.add_argument("--models", help="restrict the protocol's zoo to these model ids")
+    p.add_argument("--datasets", help="restrict the protocol's datasets (targets and sources)")
     p.add_argument("--out", help="results directory (default results/<protocol>/<timestamp>)")
     p.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE",
                    help="override a parameter of a requested method (repeatable)")
