@@ -24,7 +24,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-__all__ = ["BlockDiscoveryError", "SUPPORTED_FAMILIES", "block_batch_dim", "find_blocks", "output_tensor"]
+__all__ = [
+    "BlockDiscoveryError",
+    "SUPPORTED_FAMILIES",
+    "block_batch_dim",
+    "find_blocks",
+    "output_tensor",
+]
 
 SUPPORTED_FAMILIES = (
     "open_clip ModifiedResNet (layer1..layer4), "
@@ -65,7 +71,9 @@ def find_blocks(visual: nn.Module) -> list[tuple[str, nn.Module]]:
     from open_clip.transformer import VisionTransformer
 
     if isinstance(visual, ModifiedResNet):
-        blocks = [(name, getattr(visual, name)) for name in ("layer1", "layer2", "layer3", "layer4")]
+        blocks = [
+            (name, getattr(visual, name)) for name in ("layer1", "layer2", "layer3", "layer4")
+        ]
     elif isinstance(visual, VisionTransformer):
         blocks = _children_of(visual.transformer.resblocks, "transformer.resblocks")
     elif isinstance(visual, TimmModel):

@@ -28,8 +28,10 @@ Single pass. captum needs one forward and one backward over the ``(n + 1)`` inte
 *per block*. Here forward hooks record every block's output at once, one
 ``torch.autograd.grad`` call returns ``dF/dy_l`` for all blocks together (each is the total
 derivative: later blocks are downstream of ``y_l`` and autograd sums over all paths), and the
-formula above is applied per block. Cost: one forward plus one backward down to the first block,
-instead of ``L`` forwards and ``L`` (partial) backwards.
+formula above is applied per block. Cost: one forward plus one backward down to the first block
+-- about what captum spends on the first block alone -- instead of ``L`` forwards and ``L``
+(partial) backwards. The weights are frozen for the duration (only block outputs need
+gradients), which also keeps autograd from storing layer inputs for weight gradients.
 
 Internal batching. The nodes are processed in chunks of consecutive nodes; the difference term
 that straddles two chunks uses the last node's output and gradient carried over from the
@@ -48,7 +50,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from benchmark.extract.blocks import output_tensor, block_batch_dim
+from benchmark.extract.blocks import block_batch_dim, output_tensor
 
 __all__ = [
     "METHODS",
@@ -297,7 +299,9 @@ def _conductance_one_group(
         with torch.enable_grad():
             values = objective(points)
             if values.shape != (points.shape[0],):
-                raise ValueError(f"objective must return one scalar per row, got {tuple(values.shape)}")
+                raise ValueError(
+                    f"objective must return one scalar per row, got {tuple(values.shape)}"
+                )
             outputs = recorder.collect(points.shape[0])
             # Rows are independent (eval mode), so d(sum F)/dy_l holds dF/dy_l for each row.
             grads = torch.autograd.grad(values.sum(), outputs, allow_unused=True)
@@ -308,7 +312,9 @@ def _conductance_one_group(
                 bdim = recorder.batch_dims[index]
                 y = _steps_first(out.detach(), bdim, len(chunk))
                 g = torch.zeros_like(y) if grad is None else _steps_first(grad, bdim, len(chunk))
-                part = (g[:-1] * (y[1:] - y[:-1])).sum(0) if len(chunk) > 1 else torch.zeros_like(y[0])
+                part = (
+                    (g[:-1] * (y[1:] - y[:-1])).sum(0) if len(chunk) > 1 else torch.zeros_like(y[0])
+                )
                 if carry[index] is not None:
                     y_prev, g_prev = carry[index]
                     part = part + g_prev * (y[0] - y_prev)

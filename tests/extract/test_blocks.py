@@ -65,11 +65,18 @@ def test_coca_visual_is_a_vision_transformer() -> None:
         multimodal_cfg=dict(TEXT_CFG, n_queries=4, attn_pooler_heads=2),
         text_cfg=TEXT_CFG,
         vision_cfg=dict(
-            VIT_CFG, layers=2, attentional_pool=True, attn_pooler_queries=4, attn_pooler_heads=2,
+            VIT_CFG,
+            layers=2,
+            attentional_pool=True,
+            attn_pooler_queries=4,
+            attn_pooler_heads=2,
             output_tokens=True,  # as open_clip's coca_*.json configs
         ),
     )
-    assert _names(find_blocks(coca.visual)) == ["transformer.resblocks.0", "transformer.resblocks.1"]
+    assert _names(find_blocks(coca.visual)) == [
+        "transformer.resblocks.0",
+        "transformer.resblocks.1",
+    ]
 
 
 def test_timm_convnext_blocks_are_its_stages() -> None:

@@ -139,7 +139,9 @@ def test_toy_trapezoid_matches_closed_form() -> None:
     # F(x) - F(0) = |c|^2 / 2, so the completeness gap is exactly |c|^2 / (2n) here.
     np.testing.assert_allclose(result.objective_delta, 0.5 * (c**2).sum(1), rtol=1e-12)
     np.testing.assert_allclose(
-        result.completeness_gap(), np.repeat(-(c**2).sum(1, keepdims=True) / (2 * n), 2, 1), rtol=1e-5
+        result.completeness_gap(),
+        np.repeat(-(c**2).sum(1, keepdims=True) / (2 * n), 2, 1),
+        rtol=1e-5,
     )
 
 
@@ -202,7 +204,9 @@ def test_float32_single_pass_equals_captum(tower: str) -> None:
     # Chunked differently from captum: only float32 rounding of the forward passes differs.
     chunked = block_conductance(model, x, blocks, n_steps=16, internal_batch_size=6)
     abs_err, rel_err = _errors(chunked, ref.mean_abs)
-    print(f"{tower} float32 vs captum (internal_batch_size=6): max abs {abs_err:.3g}, rel {rel_err:.3g}")
+    print(
+        f"{tower} float32 vs captum (internal_batch_size=6): max abs {abs_err:.3g}, rel {rel_err:.3g}"
+    )
     assert rel_err < 1e-4
 
 
@@ -213,7 +217,9 @@ def test_float64_single_pass_equals_captum_with_other_batching(tower: str, metho
     blocks = find_blocks(model.visual)
     x = _images(2, torch.float64)
     ours = conductance_summary(model, x, blocks, n_steps=9, method=method, internal_batch_size=7)
-    ref = reference_conductance_captum(model, x, blocks, n_steps=9, method=method, internal_batch_size=8)
+    ref = reference_conductance_captum(
+        model, x, blocks, n_steps=9, method=method, internal_batch_size=8
+    )
     for ours_arr, ref_arr in ((ours.mean_abs, ref.mean_abs), (ours.total, ref.total)):
         abs_err, rel_err = _errors(ours_arr, ref_arr)
         print(f"{tower} float64 {method}: max abs {abs_err:.3g}, rel {rel_err:.3g}")
@@ -235,6 +241,32 @@ def test_sequence_first_vit_gives_the_same_conductance() -> None:
     np.testing.assert_allclose(ref.mean_abs, nld.mean_abs, rtol=1e-10)
     # The reference swaps a wrapper in for each block; the tower must be left as it was.
     assert [m for _, m in find_blocks(lnd_model.visual)] == [m for _, m in lnd_blocks]
+
+
+@pytest.mark.parametrize("timm_name", ["eva02_tiny_patch14_224", "vit_tiny_patch16_224"])
+def test_timm_transformer_tower_equals_captum(timm_name: str) -> None:
+    import timm
+
+    torch.manual_seed(0)
+    visual = open_clip.timm_model.TimmModel("convnext_atto", embed_dim=16, image_size=32)
+    visual.trunk = timm.create_model(
+        timm_name, pretrained=False, num_classes=0, img_size=32, patch_size=8, depth=2
+    )
+    visual.head = nn.Sequential(nn.Linear(visual.trunk.num_features, 16))
+    visual = visual.to(torch.float64).eval()
+    blocks = find_blocks(visual)
+
+    def objective(x: torch.Tensor) -> torch.Tensor:
+        return torch.linalg.vector_norm(visual(x), dim=-1)
+
+    x = _images(2, torch.float64)
+    ours = conductance_summary(
+        visual, x, blocks, n_steps=6, internal_batch_size=4, objective=objective
+    )
+    ref = reference_conductance_captum(visual, x, blocks, n_steps=6, objective=objective)
+    abs_err, rel_err = _errors(ours.mean_abs, ref.mean_abs)
+    print(f"timm {timm_name} float64: max abs {abs_err:.3g}, rel {rel_err:.3g}")
+    assert rel_err < 1e-10 and np.all(ours.mean_abs > 0)
 
 
 # --- completeness -------------------------------------------------------------------------------
@@ -277,15 +309,18 @@ def test_batching_does_not_change_results(tower: str) -> None:
         np.testing.assert_allclose(chunked.total, full.total, rtol=1e-10)
 
 
-def test_repeatable_and_restores_training_mode() -> None:
+def test_repeatable_and_restores_model_state() -> None:
     model = _clip("resnet", torch.float32)
     blocks = find_blocks(model.visual)
     x = _images(2, torch.float32)
     expected = block_conductance(model, x, blocks, n_steps=6)
     model.train()
+    model.visual.layer1.requires_grad_(False)  # a partly frozen model must stay partly frozen
+    trainable = [p.requires_grad for p in model.parameters()]
     # BatchNorm in train mode would use batch statistics; the function must run in eval mode.
     assert np.array_equal(block_conductance(model, x, blocks, n_steps=6), expected)
     assert all(module.training for module in model.modules())
+    assert [p.requires_grad for p in model.parameters()] == trainable
 
 
 def test_image_objective_is_unnormalised_norm_for_coca() -> None:
@@ -295,7 +330,11 @@ def test_image_objective_is_unnormalised_norm_for_coca() -> None:
         multimodal_cfg=dict(TEXT_CFG, n_queries=4, attn_pooler_heads=2),
         text_cfg=TEXT_CFG,
         vision_cfg=dict(
-            TOWERS["vit"], layers=2, attentional_pool=True, attn_pooler_queries=4, attn_pooler_heads=2,
+            TOWERS["vit"],
+            layers=2,
+            attentional_pool=True,
+            attn_pooler_queries=4,
+            attn_pooler_heads=2,
             output_tokens=True,  # as open_clip's coca_*.json configs
         ),
     ).eval()
