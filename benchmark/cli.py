@@ -236,6 +236,7 @@ def cmd_extract(args) -> int:
 PLUGIN_COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("benchmark.sweep", "a method's metrics over a grid of its parameters (+ heatmap)"),
     "sample-efficiency": ("benchmark.sample_efficiency", "metrics vs number of images (+ plot)"),
+    "compare": ("benchmark.compare", "two results directories: means, differences, paired tests"),
 }
 
 
