@@ -95,6 +95,18 @@ KINDS: dict[str, FeatureKind] = {
             "benchmark.textfeatures_kind", fromlist=["mock"]).mock(models, datasets, rng),
         partial=True,
     ),
+    # SWAB's full method (methods/swab.py): per-class statistics of each model, from packs only
+    "class-stats": FeatureKind(
+        name="class-stats",
+        description="per-class zero-shot accuracy, mean image embedding and text embeddings "
+        "(SWAB's class-level ranks and modality gaps), from feature packs",
+        needs="needs class-stats features",
+        extract="python -m benchmark extract class-stats --models {models} --datasets {datasets}",
+        load=lambda ctx, models, datasets: __import__(
+            "benchmark.classstats_kind", fromlist=["load"]).load(ctx, models, datasets),
+        mock=lambda models, datasets, rng: __import__(
+            "benchmark.classstats_kind", fromlist=["mock"]).mock(models, datasets, rng),
+    ),
 }
 
 
