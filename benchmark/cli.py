@@ -315,11 +315,14 @@ def _one_line_errors() -> tuple[type, ...]:
     from benchmark.catalog import UnknownDatasetError
     from benchmark.data import UpstreamError
     from benchmark.features import FeaturePackError
+    from benchmark.extract.models import ModelLoadError
     from benchmark.harness import MissingFeaturesError, SelectorError
+    from benchmark.text import TextEmbeddingError
     from methods import UnknownMethodError
 
     return (CLIError, UpstreamError, FeaturePackError, UnknownMethodError, UnknownDatasetError,
-            SelectorError, MissingFeaturesError, FileExistsError, KeyError, ValueError)
+            SelectorError, MissingFeaturesError, TextEmbeddingError, ModelLoadError,
+            FileExistsError, KeyError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

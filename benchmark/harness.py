@@ -187,7 +187,9 @@ class Harness:
             if not lines:
                 continue
             if skip_unavailable:
-                skipped[m.name] = "; ".join(get_kind(k).needs for k in m.cls.requires)
+                blocking = [k for k in m.cls.requires
+                            if any(ln.startswith((f"  {k} ", f"  {k}:")) for ln in lines)]
+                skipped[m.name] = "; ".join(get_kind(k).needs for k in blocking)
                 log.warning("skipping %s: %s", m.name, skipped[m.name])
             else:
                 errors.append(f"{m.name} needs features that are not in {self.ctx.store.root}:")
