@@ -163,3 +163,19 @@ def test_datasets_option_restricts_the_protocol(tmp_path):
     assert set(scores["target"]) == {"cars", "dtd", "mnist"}
     run = json.loads((out / "run.json").read_text())
     assert run["protocol"]["datasets"] == ["cars", "dtd", "mnist"]
+
+
+def test_evaluation_stage_never_imports_torch(tmp_path):
+    """The light stage (published data, no missing features) must not pay for torch."""
+    code = (
+        "import sys\n"
+        "from benchmark.cli import main\n"
+        f"rc = main(['run', '--methods', 'inb,avgrank,random,modelgpt', '--protocol', 'lovm',"
+        f" '--seeds', '2', '--out', {str(tmp_path / 'r')!r}, '--no-progress'])\n"
+        "assert rc == 0\n"
+        "heavy = [m for m in ('torch', 'open_clip', 'captum', 'sentence_transformers') "
+        "if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr[-2000:]
