@@ -95,6 +95,18 @@ KINDS: dict[str, FeatureKind] = {
             "benchmark.textfeatures_kind", fromlist=["mock"]).mock(models, datasets, rng),
         partial=True,
     ),
+    # MLL (methods/mll.py): per-model labels on the WordNet graph + the target's class captions
+    "model-labels": FeatureKind(
+        name="model-labels",
+        description="MLL model labels: image embeddings of the WordNet nodes' images and text "
+        "embeddings of their captions, per model (feature packs), with the targets' captions",
+        needs="needs model labels",
+        extract="python -m benchmark extract model-labels --models {models}",
+        load=lambda ctx, models, datasets: __import__(
+            "benchmark.modellabels_kind", fromlist=["load"]).load(ctx, models, datasets),
+        mock=lambda models, datasets, rng: __import__(
+            "benchmark.modellabels_kind", fromlist=["mock"]).mock(models, datasets, rng),
+    ),
     # SWAB's full method (methods/swab.py): per-class statistics of each model, from packs only
     "class-stats": FeatureKind(
         name="class-stats",

@@ -36,6 +36,7 @@ REGISTRY: dict[str, MethodSpec] = {
     "dcd": _spec("methods.dcd:DCDSelector", "directional conductance divergence (asymmetric)"),
     "dcd-cosine": _spec("methods.dcd:DCDSelector", "DCD ablation: cosine of profiles", similarity="cosine"),
     "dcd-jsd": _spec("methods.dcd:DCDSelector", "DCD ablation: JSD of softmax profiles", similarity="jsd"),
+    "mll": _spec("methods.mll:MLL", "MLL: model labels on a WordNet graph, top-5 node matching of LLM class captions, mean reuse metric (alpha 0.7)"),
     # SWAB (methods/swab.py says what each variant computes and how it differs from the paper)
     "swab-text": _spec("methods.swab:SWABText", "SWAB on public data: ModelGPT (INB,C,G) + OT "
                        "transfer of dataset-level source ranks, Borda 0.5/0.5"),
