@@ -8,6 +8,7 @@ ones, and how to fabricate random records of the right shape for the conformance
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
@@ -72,6 +73,16 @@ def _mock_conductance(models: list[str], datasets: list[str], rng: np.random.Gen
     return out
 
 
+def _lazy(module: str, attr: str) -> Callable:
+    """``module.attr``, imported on first call: kind modules import this one (no cycle)."""
+
+    def call(*args):
+        return getattr(importlib.import_module(module), attr)(*args)
+
+    call.__qualname__ = f"{module}.{attr}"
+    return call
+
+
 KINDS: dict[str, FeatureKind] = {
     "conductance": FeatureKind(
         name="conductance",
@@ -89,10 +100,8 @@ KINDS: dict[str, FeatureKind] = {
         "(text columns only), else feature packs",
         needs="needs text features",
         extract="python -m benchmark extract text-features --models {models} --datasets {datasets}",
-        load=lambda ctx, models, datasets: __import__(
-            "benchmark.textfeatures_kind", fromlist=["load"]).load(ctx, models, datasets),
-        mock=lambda models, datasets, rng: __import__(
-            "benchmark.textfeatures_kind", fromlist=["mock"]).mock(models, datasets, rng),
+        load=_lazy("benchmark.textfeatures_kind", "load"),
+        mock=_lazy("benchmark.textfeatures_kind", "mock"),
         partial=True,
     ),
     # MLL (methods/mll.py): per-model labels on the WordNet graph + the target's class captions
@@ -102,10 +111,8 @@ KINDS: dict[str, FeatureKind] = {
         "embeddings of their captions, per model (feature packs), with the targets' captions",
         needs="needs model labels",
         extract="python -m benchmark extract model-labels --models {models}",
-        load=lambda ctx, models, datasets: __import__(
-            "benchmark.modellabels_kind", fromlist=["load"]).load(ctx, models, datasets),
-        mock=lambda models, datasets, rng: __import__(
-            "benchmark.modellabels_kind", fromlist=["mock"]).mock(models, datasets, rng),
+        load=_lazy("benchmark.modellabels_kind", "load"),
+        mock=_lazy("benchmark.modellabels_kind", "mock"),
     ),
     # SWAB's full method (methods/swab.py): per-class statistics of each model, from packs only
     "class-stats": FeatureKind(
@@ -114,10 +121,8 @@ KINDS: dict[str, FeatureKind] = {
         "(SWAB's class-level ranks and modality gaps), from feature packs",
         needs="needs class-stats features",
         extract="python -m benchmark extract class-stats --models {models} --datasets {datasets}",
-        load=lambda ctx, models, datasets: __import__(
-            "benchmark.classstats_kind", fromlist=["load"]).load(ctx, models, datasets),
-        mock=lambda models, datasets, rng: __import__(
-            "benchmark.classstats_kind", fromlist=["mock"]).mock(models, datasets, rng),
+        load=_lazy("benchmark.classstats_kind", "load"),
+        mock=_lazy("benchmark.classstats_kind", "mock"),
     ),
 }
 

@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -90,25 +91,35 @@ def default_out_dir(protocol: str, root: Path = Path("results")) -> Path:
     return root / protocol / stamp
 
 
-def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write a results directory atomically; refuses to overwrite an existing one."""
-    out_dir = Path(out_dir)
-    if out_dir.exists():
-        raise FileExistsError(f"results directory {out_dir} already exists; choose another --out")
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+def write_dir(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
+    """Create ``out`` atomically: every file is written into a temporary sibling, then renamed.
+
+    Refuses an existing ``out``; a failing writer leaves nothing behind.
+    """
+    out = Path(out)
+    if out.exists():
+        raise FileExistsError(f"output directory {out} already exists; choose another --out")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
-        result.scores[SCORE_COLUMNS].to_csv(tmp / "scores.csv", index=False)
-        result.predictions.to_csv(tmp / "predictions.csv", index=False)
-        result.coverage.to_csv(tmp / "coverage.csv", index=False)
-        (tmp / "run.json").write_text(
-            json.dumps(provenance(result, extra), indent=2, sort_keys=True, default=repr) + "\n"
-        )
-        os.replace(tmp, out_dir)
+        for name, write_file in writers.items():
+            write_file(tmp / name)
+        os.replace(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
-    return out_dir
+    return out
+
+
+def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None) -> Path:
+    """Write a results directory atomically; refuses to overwrite an existing one."""
+    run = json.dumps(provenance(result, extra), indent=2, sort_keys=True, default=repr) + "\n"
+    return write_dir(out_dir, {
+        "scores.csv": lambda p: result.scores[SCORE_COLUMNS].to_csv(p, index=False),
+        "predictions.csv": lambda p: result.predictions.to_csv(p, index=False),
+        "coverage.csv": lambda p: result.coverage.to_csv(p, index=False),
+        "run.json": lambda p: p.write_text(run),
+    })
 
 
 @dataclasses.dataclass(frozen=True)

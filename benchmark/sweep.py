@@ -33,8 +33,6 @@ import itertools
 import json
 import logging
 import math
-import os
-import shutil
 import sys
 import tempfile
 import time
@@ -49,6 +47,7 @@ import numpy as np
 import pandas as pd
 
 from benchmark.cli import CLIError, _add_data_options, _csv, _data_layer, _parse_seeds
+from benchmark.results import write_dir
 
 log = logging.getLogger(__name__)
 DEFAULT_METRIC = "ndcg@5"
@@ -322,23 +321,6 @@ def plot_sample_efficiency(res: SweepResult, metric: str, path: Path, x: str, hu
 
 
 # -- writing ------------------------------------------------------------------------------
-def write_dir(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
-    """Create ``out`` atomically: every file is written into a temporary sibling, then renamed."""
-    out = Path(out)
-    if out.exists():
-        raise FileExistsError(f"output directory {out} already exists; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        for name, write in writers.items():
-            write(tmp / name)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return out
-
-
 def provenance(res: SweepResult, kind: str, extra: Mapping[str, Any]) -> dict[str, Any]:
     from benchmark import results
 
