@@ -314,8 +314,8 @@ def _one_line_errors() -> tuple[type, ...]:
     """Errors that carry a user-facing message: printed as one line, no traceback."""
     from benchmark.catalog import UnknownDatasetError
     from benchmark.data import UpstreamError
-    from benchmark.features import FeaturePackError
     from benchmark.extract.models import ModelLoadError
+    from benchmark.features import FeaturePackError
     from benchmark.harness import MissingFeaturesError, SelectorError
     from benchmark.text import TextEmbeddingError
     from methods import UnknownMethodError
