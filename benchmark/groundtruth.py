@@ -12,11 +12,15 @@ Sources (one function each; a cell is never invented or filled):
 - ``openclip``: open_clip's ``docs/openclip_results.csv`` (121 models x 38 datasets), columns
   mapped to catalog ids by ``datasets/registry.toml``; a column that holds another metric than
   top-1 (Flowers, Pets: mean per-class recall) is never read.
+- ``packs``: ground-truth packs measured here (``python -m benchmark extract ground-truth``,
+  CLIP_benchmark's protocol) in the feature store of the run, for models no table covers.
+  Packs made with ``--random-init`` are refused unless ``allow_random_init``.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -25,6 +29,7 @@ import pandas as pd
 
 from benchmark.catalog import entry, registry, unknown_message
 from benchmark.data import DataLayer
+from benchmark.features import FeaturePackError, FeatureStore
 
 LOVM_TABLE = "orrzohar__LOVM/LOVM/eval_table.csv"
 SWAB_TABLE = "YCaigogogo__SWAB/LOVM/eval_table.csv"
@@ -85,7 +90,40 @@ def mll_models(data: DataLayer) -> list[str]:
     return [model_id(a, p) for a, p in zip(df["name"], df["pretrained"], strict=True)]
 
 
-SOURCES = {"lovm": lovm_table, "swab": swab_table, "openclip": openclip_table}
+PACKS_KIND = "ground-truth"
+
+
+def packs_table(
+    data: DataLayer | None = None,
+    models: list[str] | None = None,
+    store: FeatureStore | None = None,
+    allow_random_init: bool = False,
+) -> pd.DataFrame:
+    """The ``acc1`` records of the ground-truth packs of ``models`` (default: every pack in
+    ``store``, default the feature store) in long form, source ``packs``."""
+    store = store or FeatureStore()
+    if models is None:
+        root = store.root / PACKS_KIND
+        manifests = sorted(root.glob("*/manifest.json")) if root.is_dir() else []
+        models = [json.loads(m.read_text())["model"] for m in manifests]
+    rows = []
+    for model in models:
+        have = store.datasets(PACKS_KIND, model)
+        if not have:
+            continue
+        extractor = store.extractor(PACKS_KIND, model)
+        if extractor and extractor.params.get("random_init") and not allow_random_init:
+            raise FeaturePackError(
+                f"the {PACKS_KIND} pack of {model} was extracted with --random-init (a smoke "
+                f"test, not real accuracies); pass --allow-random-init to use it anyway"
+            )
+        for d in have:
+            rows.append((model, d, float(store.read(PACKS_KIND, model, d)["acc1"]), "packs"))
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+SOURCES = {"lovm": lovm_table, "swab": swab_table, "openclip": openclip_table,
+           "packs": packs_table}
 
 
 @dataclass(frozen=True)
@@ -131,20 +169,28 @@ def assemble(
     datasets: list[str],
     sources: tuple[str, ...],
     exclude: frozenset[tuple[str, str]] = frozenset(),
+    store: FeatureStore | None = None,
+    allow_random_init: bool = False,
 ) -> GroundTruth:
     """Cells for ``models x datasets``, taking each from the first source that has it.
 
-    ``exclude`` drops specific (model, dataset) cells a protocol declares unusable.
+    ``exclude`` drops specific (model, dataset) cells a protocol declares unusable. ``store``
+    and ``allow_random_init`` concern the ``packs`` source only.
     """
     for d in datasets:
         entry(d)  # unknown dataset -> clear error
     parts = []
     have: set[tuple[str, str]] = set(exclude)
     for name in sources:
-        t = SOURCES[name](data)
+        if name not in SOURCES:
+            raise KeyError(unknown_message("ground-truth source", name, list(SOURCES)))
+        if name == "packs":
+            t = packs_table(data, list(models), store, allow_random_init)
+        else:
+            t = SOURCES[name](data)
         t = t[t["model"].isin(models) & t["dataset"].isin(datasets)]
         keep = [(m, d) not in have for m, d in zip(t["model"], t["dataset"], strict=True)]
-        t = t[keep]
+        t = t[np.asarray(keep, dtype=bool)]  # a plain [] would select no columns
         have.update(zip(t["model"], t["dataset"], strict=True))
         parts.append(t)
     table = pd.concat(parts, ignore_index=True).sort_values(["dataset", "model"])

@@ -138,7 +138,8 @@ class Harness:
         catalog = Catalog(data)
         infos = {d: catalog.info(d) for d in protocol.datasets}
         ctx = LoadContext(data, store or FeatureStore(), allow_random_init)
-        return cls(protocol.load(data), infos, ctx, allow_partial=allow_partial)
+        pdata = protocol.load(data, ctx.store, allow_random_init)  # store: "packs" ground truth
+        return cls(pdata, infos, ctx, allow_partial=allow_partial)
 
     # -- features -------------------------------------------------------------------------
     def features(self, kind: str) -> dict:

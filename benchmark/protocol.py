@@ -13,12 +13,20 @@ Named protocols:
 - ``lovm``: LOVM's 35 models on its 23 datasets minus ``imagenet1k`` (LOVM's table).
 - ``swab``: SWAB's 43 models on the same 22 datasets (SWAB's table).
 - ``mll``: MLL's 49 models on MLL's 17 targets, where open_clip's docs or LOVM publish top-1.
+
+Custom protocols: a TOML file (:func:`load_protocol_file`; ``--protocol path/to/my.toml``
+wherever a protocol name is accepted) with the fields of :data:`PROTOCOL_FILE_FIELDS`, e.g. a
+zoo with a new model whose ground truth comes from a ground-truth pack (``gt_sources`` with
+``"packs"``; ``python -m benchmark extract ground-truth``).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from functools import cached_property
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -96,8 +104,10 @@ class Protocol:
             raise ValueError("leave-one-dataset-out needs at least 2 datasets")
         return replace(self, datasets=tuple(d for d in self.datasets if d in keep))
 
-    def load(self, data: DataLayer) -> ProtocolData:
-        gt = assemble(data, list(self.zoo), [*self.datasets, SIDE_DATASET], self.gt_sources)
+    def load(self, data: DataLayer, store=None, allow_random_init: bool = False) -> ProtocolData:
+        """Resolve the ground truth (``store``, ``allow_random_init``: the ``packs`` source)."""
+        gt = assemble(data, list(self.zoo), [*self.datasets, SIDE_DATASET], self.gt_sources,
+                      store=store, allow_random_init=allow_random_init)
         return ProtocolData(self, gt)
 
 
@@ -209,7 +219,124 @@ DEFAULT_PROTOCOL = "dcd48"
 
 
 def get_protocol(name: str) -> Protocol:
+    """A named protocol, or the protocol a ``.toml`` file defines."""
+    if str(name).endswith(".toml"):
+        return load_protocol_file(name)
     try:
         return PROTOCOLS[name]
     except KeyError:
         raise KeyError(unknown_message("protocol", name, list(PROTOCOLS))) from None
+
+
+# -- protocol files ---------------------------------------------------------------------------
+class ProtocolFileError(ValueError):
+    """A protocol file is unreadable or invalid (one line naming the file and the field)."""
+
+
+#: field -> (required, what it holds)
+PROTOCOL_FILE_FIELDS: dict[str, tuple[bool, str]] = {
+    "name": (True, "short name, letters/digits/._- (results go to results/<name>/)"),
+    "description": (False, "one line"),
+    "zoo": (True, "list of model ids 'ARCH:pretrained'"),
+    "datasets": (True, "list of >= 2 target dataset ids (`python -m benchmark list datasets`)"),
+    "gt_sources": (True, "list of ground-truth sources, first publisher wins per cell"),
+    "seeds": (False, "number of seeds (10 -> 0..9) or a list of seeds"),
+    "notes": (False, "list of strings (coverage remarks shown with the results)"),
+    "citation": (False, "string"),
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def load_protocol_file(path: str | Path) -> Protocol:
+    """The :class:`Protocol` of a TOML file; :class:`ProtocolFileError` (one line naming the
+    bad field and value) when it is invalid."""
+    from benchmark._toml import load_toml
+    from benchmark.catalog import UnknownDatasetError, entry
+    from benchmark.groundtruth import SOURCES
+
+    path = Path(path)
+
+    def bad(what: str) -> ProtocolFileError:
+        return ProtocolFileError(f"protocol file {path}: {what}")
+
+    if not path.is_file():
+        raise bad("not found")
+    try:
+        raw = load_toml(path)
+    except Exception as err:  # tomllib.TOMLDecodeError, OSError, UnicodeDecodeError
+        raise bad(f"not valid TOML ({err})") from None
+    for key in raw:
+        if key not in PROTOCOL_FILE_FIELDS:
+            raise bad(unknown_message("field", key, list(PROTOCOL_FILE_FIELDS)).replace(
+                "; see `python -m benchmark list fields`", ""))
+    for key, (required, what) in PROTOCOL_FILE_FIELDS.items():
+        if required and key not in raw:
+            raise bad(f"field {key!r} is missing ({what})")
+
+    def strings(key: str, minimum: int = 1) -> tuple[str, ...]:
+        value = raw[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad(f"field {key!r} must be a list of non-empty strings, got {value!r}")
+        if len(value) < minimum:
+            raise bad(f"field {key!r} needs at least {minimum} entr"
+                      f"{'y' if minimum == 1 else 'ies'}, got {len(value)}")
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise bad(f"field {key!r} lists {dupes[0]!r} twice")
+        return tuple(value)
+
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise bad(f"field 'name' must be letters, digits, '.', '_' or '-', got {name!r}")
+    if name in PROTOCOLS:
+        raise bad(f"field 'name' {name!r} is a built-in protocol; choose another name")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise bad(f"field 'description' must be a string, got {description!r}")
+    zoo = strings("zoo")
+    for m in zoo:
+        arch, sep, pretrained = m.partition(":")
+        if not (arch and sep and pretrained) or "/" in m or "__" in m:
+            raise bad(f"field 'zoo': model id {m!r} is not of the form 'ARCH:pretrained'")
+    datasets = strings("datasets", minimum=2)
+    for d in datasets:
+        try:
+            e = entry(d)
+        except UnknownDatasetError as err:
+            raise bad(f"field 'datasets': {err}") from None
+        if e.get("side_info_only"):
+            raise bad(f"field 'datasets': {d!r} is side information (INB), never a target")
+    gt_sources = strings("gt_sources")
+    for g in gt_sources:
+        if g not in SOURCES:
+            raise bad(f"field 'gt_sources': {unknown_message('source', g, list(SOURCES))}"
+                      .replace("; see `python -m benchmark list sources`", ""))
+    seeds = raw.get("seeds", len(DEFAULT_SEEDS))
+    if isinstance(seeds, bool):
+        seeds = None
+    if isinstance(seeds, int) and seeds >= 1:
+        seeds = tuple(range(seeds))
+    elif (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds)
+          and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        seeds = tuple(seeds)
+    else:
+        raise bad(f"field 'seeds' must be a count >= 1 or a list of distinct seeds >= 0, "
+                  f"got {raw.get('seeds')!r}")
+    notes: Any = raw.get("notes", [])
+    if isinstance(notes, str):
+        notes = [notes]
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise bad(f"field 'notes' must be a string or a list of strings, got {notes!r}")
+    citation = raw.get("citation", "")
+    if not isinstance(citation, str):
+        raise bad(f"field 'citation' must be a string, got {citation!r}")
+    return Protocol(
+        name=name,
+        description=description or f"custom protocol ({path.name})",
+        zoo=zoo,
+        datasets=datasets,
+        gt_sources=gt_sources,
+        seeds=seeds,
+        notes=(*notes, f"Custom protocol defined in {path}."),
+        citation=citation,
+    )

@@ -24,7 +24,7 @@ clip_benchmark reads FER2013 with), and is refused otherwise.
 
 Resumable: each record is written as soon as it is computed (atomically); a re-run skips every
 record that reads back with a valid checksum, and loads a model only when one of its records
-is missing. A pack made with other parameters (sample size, seed, random init) is an error
+is missing (planning, resume, shards and backends: :mod:`benchmark.extract.units`). A pack made with other parameters (sample size, seed, random init) is an error
 before any work. ``--random-init`` (smoke tests) builds random weights and records it; ``run``
 refuses such packs unless ``--allow-random-init``. Heavy imports happen inside :func:`run`.
 """
@@ -34,8 +34,9 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-import time
 from typing import Any
+
+from benchmark.extract import units
 
 log = logging.getLogger(__name__)
 
@@ -47,11 +48,7 @@ DEFAULT_TEXT_BATCH = 256
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from benchmark.cli import _add_data_options
-
-    p.add_argument("--protocol", help="zoo and datasets to extract (default: dcd48)")
-    p.add_argument("--models", help="comma-separated model ids (default: the protocol's zoo)")
-    p.add_argument("--datasets", help="comma-separated dataset ids (default: the protocol's)")
+    units.add_common_arguments(p, default_protocol="dcd48")
     p.add_argument("--images-per-dataset", type=int, default=DEFAULT_IMAGES,
                    help=f"test images sampled per dataset, 0 = all (default {DEFAULT_IMAGES})")
     p.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
@@ -59,23 +56,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"images per forward pass (default {DEFAULT_BATCH})")
     p.add_argument("--text-batch-size", type=int, default=DEFAULT_TEXT_BATCH,
                    help=f"texts per forward pass (default {DEFAULT_TEXT_BATCH})")
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--random-init", action="store_true",
-                   help="random weights (smoke tests); recorded, and refused by `run` unless "
-                   "--allow-random-init")
-    p.add_argument("--weights-dir", help="open_clip weights cache (default: open_clip's / HF_HOME)")
-    p.add_argument("--data-dir", help="dataset files, <DIR>/<dataset> (default $VLMBENCH_DATA "
-                   "or ~/.cache/vlmbench/datasets)")
-    p.add_argument("--images-dir", help="read every dataset from an image folder "
-                   "DIR/<dataset>/test/<class>/<image> instead of its registry loader")
-    p.add_argument("--download", action="store_true",
-                   help="let the dataset loaders download missing datasets into --data-dir")
-    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES "
-                   "or ~/.cache/vlmbench/features)")
-    p.add_argument("--skip-unextractable", action="store_true",
-                   help="skip models no loader exists for (BLIP, BEiT-3) instead of failing")
-    p.add_argument("--no-progress", action="store_true")
-    _add_data_options(p)
 
 
 def make_extractor(args: argparse.Namespace):
@@ -225,46 +205,44 @@ def class_stats_for(loaded, dataset, indices, info, captions, *, batch_size: int
 
 
 # -- command --------------------------------------------------------------------------------
-def _code_version() -> str:
-    from benchmark import __version__
-    from benchmark.results import git_commit
+class ClassStatsJob(units.Job):
+    kind = KIND
+    unit_errors = (ValueError,)  # data problems of one dataset: the others go on
 
-    git = git_commit()
-    if not git.get("commit"):
-        return __version__
-    return f"{__version__}+g{git['commit'][:12]}" + (".dirty" if git.get("dirty") else "")
+    def catalog(self):
+        if "catalog" not in self._cache:
+            from benchmark.catalog import Catalog
+            from benchmark.cli import _data_layer
 
+            self._cache["catalog"] = Catalog(_data_layer(self.args))
+        return self._cache["catalog"]
 
-def todo(store, extractor, models, datasets) -> dict[str, list[str]]:
-    """model -> datasets whose record is missing or unreadable; other parameters: an error."""
-    import json
+    def dataset(self, name: str):
+        """(dataset, sample indices, captions), opened once per process."""
+        from benchmark.cli import CLIError
+        from benchmark.extract.conductance_cmd import open_test_split
 
-    from benchmark.cli import CLIError
-    from benchmark.features import FeaturePackError
+        key = f"dataset:{name}"
+        if key not in self._cache:
+            try:
+                captions = self.catalog().captions(name)
+            except KeyError as err:
+                raise CLIError(f"{name}: {err.args[0]} (SWAB's captions are needed)") from None
+            a = self.args
+            ds, indices = open_test_split(a, name, a.images_per_dataset, a.seed)
+            self._cache[key] = ds, indices, captions
+        return self._cache[key]
 
-    wanted = json.loads(json.dumps(extractor.as_dict()))
-    out: dict[str, list[str]] = {}
-    for model in models:
-        existing = store.extractor(KIND, model)
-        if existing is not None and existing.as_dict() != wanted:
-            raise CLIError(
-                f"the {KIND} pack of {model} in {store.pack_dir(KIND, model)} was made with "
-                f"{existing.as_dict()['params']}, not {wanted['params']}; re-run with its "
-                f"options, delete it, or use another --features-dir"
-            )
-        have = set(store.datasets(KIND, model))
-        missing = []
-        for d in datasets:
-            if d in have:
-                try:
-                    store.read(KIND, model, d)
-                    continue
-                except FeaturePackError as err:
-                    log.warning("%s; recomputing it", err)
-            missing.append(d)
-        if missing:
-            out[model] = missing
-    return out
+    def prepare(self, todo) -> None:
+        for d in sorted({u.dataset for u in todo}):
+            self.dataset(d)
+
+    def compute(self, state, unit):
+        ds, indices, captions = self.dataset(unit.dataset)
+        a = self.args
+        return class_stats_for(state, ds, indices, self.catalog().info(unit.dataset), captions,
+                               batch_size=a.batch_size, text_batch_size=a.text_batch_size,
+                               device=self.device, progress=self.progress)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -278,81 +256,18 @@ def run(args: argparse.Namespace) -> int:
         raise CLIError(str(err)) from err
 
 
-def _open(args, names: list[str], catalog):
-    """Datasets, samples and captions of every dataset with work, before any model loads."""
-    from benchmark import loaders
-    from benchmark.cli import CLIError
-
-    datasets, samples, captions = {}, {}, {}
-    for d in names:
-        try:
-            captions[d] = catalog.captions(d)
-        except KeyError as err:
-            raise CLIError(f"{d}: {err.args[0]} (SWAB's captions are needed)") from None
-        if args.images_dir:
-            ds = loaders.open_dataset(d, args.images_dir, split="test", backend="folder")
-        else:
-            ds = loaders.open_dataset(d, args.data_dir, split="test", download=args.download)
-        n = args.images_per_dataset or len(ds)
-        datasets[d], samples[d] = ds, loaders.sample_indices(len(ds), n, args.seed)
-    return datasets, samples, captions
-
-
 def _run(args: argparse.Namespace) -> int:
-    import torch
-
-    from benchmark.catalog import Catalog
-    from benchmark.cli import CLIError, _data_layer
-    from benchmark.extract import models as model_loading
-    from benchmark.extract.conductance_cmd import make_plan
+    from benchmark.cli import CLIError
     from benchmark.features import FeatureStore
 
-    started = time.perf_counter()
     for name in ("batch_size", "text_batch_size"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
     if args.images_per_dataset < 0:
         raise CLIError("--images-per-dataset must be >= 0 (0 = all test images)")
-    plan = make_plan(args)
-    extractor = make_extractor(args)
+    protocol = units.protocol_of(args, "dcd48")
+    models = units.select_models(args, "dcd48")
+    datasets = units.select_datasets(args, protocol.datasets)
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    work = todo(store, extractor, plan.models, plan.datasets)
-    n_records = len(plan.models) * len(plan.datasets)
-    n_todo = sum(len(v) for v in work.values())
-    if not work:
-        print(f"all {n_records} {KIND} records present in {store.root}; nothing to do")
-        return 0
-    print(f"{KIND}: {n_todo} of {n_records} records to extract ({n_records - n_todo} present) "
-          f"into {store.root}", file=sys.stderr)
-    catalog = Catalog(_data_layer(args))
-    datasets, samples, captions = _open(args, sorted({d for v in work.values() for d in v}),
-                                        catalog)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CLIError(f"--device {device}: torch {torch.__version__} sees no CUDA device")
-    code_version = _code_version()
-    written, failures = 0, []
-    for model in plan.models:
-        if model not in work:
-            continue
-        loaded = model_loading.load_model(model, random_init=args.random_init, device=device,
-                                          cache_dir=args.weights_dir)
-        for d in work[model]:
-            try:
-                arrays, meta = class_stats_for(
-                    loaded, datasets[d], samples[d], catalog.info(d), captions[d],
-                    batch_size=args.batch_size, text_batch_size=args.text_batch_size,
-                    device=device, progress=not args.no_progress)
-            except ValueError as err:  # data problems of one dataset: the others go on
-                failures.append(f"{model} on {d}: {err}")
-                continue
-            store.write(KIND, model, d, arrays, extractor, meta, code_version)
-            written += 1
-        del loaded
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-    elapsed = time.perf_counter() - started
-    print(f"wrote {written} {KIND} records to {store.root} ({elapsed:.1f} s)")
-    for line in failures:
-        print(f"error: {line}", file=sys.stderr)
-    return 1 if failures else 0
+    job = ClassStatsJob(args, make_extractor(args), store.root)
+    return units.drive(args, job, models, datasets, store)

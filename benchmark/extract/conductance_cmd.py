@@ -14,7 +14,9 @@ The extractor's parameters (``n_steps``, ``method``, ``images_per_dataset``, ``s
 ``random_init``, objective and baseline) are in the manifest; a pack made with other parameters
 is an error before any work (never a mix). Records are written one by one, atomically, so an
 interrupted run resumes: a re-run skips every record that reads back with a valid checksum and
-computes only the others. A model is loaded only when one of its records is missing.
+computes only the others. A model is loaded only when one of its records is missing. Planning,
+resume, shards (``--shard i/N``) and backends (``--backend ray``) are the shared driver's
+(:mod:`benchmark.extract.units`); this module says what one (model, dataset) record is.
 
 Refusals, all before any work: unknown models or datasets ("did you mean"); models outside
 open_clip (BLIP, BEiT-3 -- evaluated by SWAB with their own code) unless
@@ -29,9 +31,9 @@ import argparse
 import inspect
 import logging
 import sys
-import time
-from dataclasses import dataclass
 from typing import Any
+
+from benchmark.extract import units
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,7 @@ DEFAULT_INTERNAL_BATCH = 64
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     # Light on purpose: the parser of every command is built on each invocation (no torch here).
-    p.add_argument("--protocol", help="zoo and datasets to extract (default: dcd48)")
-    p.add_argument("--models", help="comma-separated model ids (default: the protocol's zoo)")
-    p.add_argument("--datasets", help="comma-separated dataset ids (default: the protocol's)")
+    units.add_common_arguments(p, default_protocol="dcd48")
     p.add_argument(
         "--images-per-dataset",
         type=int,
@@ -71,90 +71,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="rows (path points x images) per forward/backward; lower it when "
         f"memory is short (default {DEFAULT_INTERNAL_BATCH})",
     )
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument(
-        "--random-init",
-        action="store_true",
-        help="random weights (smoke tests); recorded, and refused by `run` unless "
-        "--allow-random-init",
-    )
-    p.add_argument("--weights-dir", help="open_clip weights cache (default: open_clip's / HF_HOME)")
-    p.add_argument(
-        "--data-dir",
-        help="dataset files, <DIR>/<dataset> (default "
-        "$VLMBENCH_DATA or ~/.cache/vlmbench/datasets)",
-    )
-    p.add_argument(
-        "--images-dir",
-        help="read every dataset from an image folder "
-        "DIR/<dataset>/test/<class>/<image> instead of its registry loader",
-    )
-    p.add_argument(
-        "--download",
-        action="store_true",
-        help="let the dataset loaders download missing datasets into --data-dir",
-    )
-    p.add_argument(
-        "--features-dir",
-        help="feature pack directory (default $VLMBENCH_FEATURES or ~/.cache/vlmbench/features)",
-    )
-    p.add_argument(
-        "--skip-unextractable",
-        action="store_true",
-        help="skip models no loader exists for (BLIP, BEiT-3) instead of failing",
-    )
-    p.add_argument("--no-progress", action="store_true")
-
-
-@dataclass(frozen=True)
-class Plan:
-    models: tuple[str, ...]  # extractable, in order
-    datasets: tuple[str, ...]
-    skipped: tuple[tuple[str, str], ...]  # (model, why) not extractable
-
-
-def _csv(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
-def not_extractable(model: str) -> str | None:
-    """Why ``model`` cannot be extracted here, or None."""
-    from benchmark.zoo import NON_OPENCLIP
-
-    arch = model.partition(":")[0]
-    if model in NON_OPENCLIP or arch in {m.partition(":")[0] for m in NON_OPENCLIP}:
-        return (
-            f"{model}: not extractable -- not an open_clip model (SWAB evaluated BLIP / "
-            f"BEiT-3 with their own code) and no loader exists for it"
-        )
-    return None
-
-
-def make_plan(args: argparse.Namespace) -> Plan:
-    from benchmark.catalog import dataset_ids, unknown_message
-    from benchmark.cli import CLIError
-    from benchmark.protocol import DEFAULT_PROTOCOL, PROTOCOLS, get_protocol
-
-    protocol = get_protocol(args.protocol or DEFAULT_PROTOCOL)
-    known_models = list(dict.fromkeys(m for p in PROTOCOLS.values() for m in p.zoo))
-    models = _csv(args.models) or list(protocol.zoo)
-    for m in models:
-        if m not in known_models:
-            raise CLIError(unknown_message("model", m, known_models))
-    datasets = _csv(args.datasets) or list(protocol.datasets)
-    for d in datasets:
-        if d not in dataset_ids():
-            raise CLIError(unknown_message("dataset", d, dataset_ids()))
-    skipped = [(m, why) for m in models if (why := not_extractable(m))]
-    if skipped and not args.skip_unextractable:
-        raise CLIError(
-            f"{len(skipped)} model(s) not extractable (not open_clip models; no loader exists): "
-            f"{', '.join(m for m, _ in skipped)}; pass --skip-unextractable to extract the others"
-        )
-    for _, why in skipped:
-        print(f"skip {why}", file=sys.stderr)
-    kept = tuple(dict.fromkeys(m for m in models if not not_extractable(m)))
-    return Plan(kept, tuple(dict.fromkeys(datasets)), tuple(skipped))
 
 
 def _defaults() -> tuple[int, str]:
@@ -196,49 +112,6 @@ def _check_options(args: argparse.Namespace) -> None:
         path_alphas(args.n_steps if args.n_steps is not None else n_steps, args.method or method)
     except ValueError as err:
         raise CLIError(f"--n-steps/--method: {err}") from None
-
-
-def todo(store, extractor, plan: Plan) -> dict[str, list[str]]:
-    """model -> datasets whose record is missing or unreadable (a re-run recomputes those)."""
-    import json
-
-    from benchmark.cli import CLIError
-    from benchmark.features import FeaturePackError
-
-    wanted = json.loads(json.dumps(extractor.as_dict()))
-    out: dict[str, list[str]] = {}
-    for model in plan.models:
-        existing = store.extractor(KIND, model)
-        if existing is not None and existing.as_dict() != wanted:
-            raise CLIError(
-                f"the {KIND} pack of {model} in {store.pack_dir(KIND, model)} was made with "
-                f"{existing.as_dict()['params']} (version {existing.version}), not "
-                f"{wanted['params']} (version {wanted['version']}); re-run with its options, "
-                f"delete it, or use another --features-dir"
-            )
-        have = set(store.datasets(KIND, model))
-        missing = []
-        for d in plan.datasets:
-            if d in have:
-                try:
-                    store.read(KIND, model, d)
-                    continue
-                except FeaturePackError as err:
-                    log.warning("%s; recomputing it", err)
-            missing.append(d)
-        if missing:
-            out[model] = missing
-    return out
-
-
-def _code_version() -> str:
-    from benchmark import __version__
-    from benchmark.results import git_commit
-
-    git = git_commit()
-    if not git.get("commit"):
-        return __version__
-    return f"{__version__}+g{git['commit'][:12]}" + (".dirty" if git.get("dirty") else "")
 
 
 def extract_one(
@@ -300,6 +173,93 @@ def extract_one(
     return values
 
 
+def open_test_split(args, dataset: str, n_images: int, seed: int):
+    """The test split of ``dataset`` (registry loader, or ``--images-dir``) and the sorted
+    indices of its ``n_images``-image sample (0: all)."""
+    from benchmark import loaders
+
+    if args.images_dir:
+        ds = loaders.open_dataset(dataset, args.images_dir, split="test", backend="folder")
+    else:
+        ds = loaders.open_dataset(dataset, args.data_dir, split="test", download=args.download)
+    return ds, loaders.sample_indices(len(ds), n_images or len(ds), seed)
+
+
+def open_all(job: units.Job, names) -> None:
+    """Open every dataset with work before loading any model (fail before any work): the
+    first unavailable one is the error, naming how many more are unavailable too."""
+    from benchmark import loaders
+
+    failed = []
+    for d in dict.fromkeys(names):
+        try:
+            job.dataset(d)
+        except loaders.LoaderError as err:
+            failed.append((d, err))
+    if failed:
+        first, err = failed[0]
+        more = [d for d, _ in failed[1:]]
+        tail = f"; {len(more)} more dataset(s) unavailable too: {', '.join(more)}" if more else ""
+        raise type(err)(f"{err}{tail}") from err
+
+
+class ConductanceJob(units.Job):
+    kind = KIND
+
+    def dataset(self, name: str):
+        """(dataset, sample indices), opened once per process."""
+        key = f"dataset:{name}"
+        if key not in self._cache:
+            a = self.args
+            ds, indices = open_test_split(a, name, a.images_per_dataset, a.seed)
+            if len(indices) < a.images_per_dataset:
+                log.warning("%s has %d test images, fewer than --images-per-dataset %d: using "
+                            "all", name, len(ds), a.images_per_dataset)
+            self._cache[key] = ds, indices
+        return self._cache[key]
+
+    def prepare(self, todo) -> None:
+        open_all(self, [u.dataset for u in todo])
+
+    def load(self, model: str):
+        from benchmark.cli import CLIError
+        from benchmark.extract.blocks import BlockDiscoveryError, find_blocks
+
+        loaded = super().load(model)
+        try:
+            blocks = find_blocks(loaded.model.visual)
+        except BlockDiscoveryError as err:
+            raise CLIError(f"{model}: {err}") from err
+        names = [name for name, _ in blocks]
+        log.info("%s: %d blocks (%s .. %s) on %s", model, len(names), names[0], names[-1],
+                 self.device)
+        return loaded, blocks
+
+    def compute(self, state, unit):
+        import numpy as np
+
+        from benchmark.cli import CLIError
+
+        loaded, blocks = state
+        ds, indices = self.dataset(unit.dataset)
+        a = self.args
+        values = extract_one(loaded, blocks, ds, indices, dict(self.extractor.params),
+                             a.batch_size, a.internal_batch_size, self.device, self.progress)
+        if not np.isfinite(values).all():
+            raise CLIError(
+                f"{unit.model} on {unit.dataset}: non-finite conductance values; nothing "
+                f"written (try a float32 model or a smaller --internal-batch-size)"
+            )
+        meta = {
+            "image_ids": [ds.image_id(i) for i in indices],
+            "blocks": [name for name, _ in blocks],
+            "n_images": len(indices),
+            "source": ds.source,
+            "split": ds.split,
+        }
+        return {"values": values}, meta
+
+
 def run(args: argparse.Namespace) -> int:
     from benchmark.cli import CLIError
     from benchmark.extract.models import ModelLoadError
@@ -314,115 +274,10 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from benchmark.features import FeatureStore
 
-    started = time.perf_counter()
-    plan = make_plan(args)
+    protocol = units.protocol_of(args, "dcd48")
+    models = units.select_models(args, "dcd48")
+    datasets = units.select_datasets(args, protocol.datasets)
     _check_options(args)
-    extractor = make_extractor(args)
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    work = todo(store, extractor, plan)
-    n_records = len(plan.models) * len(plan.datasets)
-    n_todo = sum(len(v) for v in work.values())
-    if not work:
-        print(f"all {n_records} {KIND} records present in {store.root}; nothing to do")
-        return 0
-    print(
-        f"{KIND}: {n_todo} of {n_records} records to extract "
-        f"({n_records - n_todo} present) into {store.root}",
-        file=sys.stderr,
-    )
-
-    datasets, samples = _open_datasets(args, sorted({d for ds in work.values() for d in ds}))
-    written = _extract(args, plan, work, store, extractor, datasets, samples)
-    elapsed = time.perf_counter() - started
-    print(f"wrote {written} {KIND} records to {store.root} ({elapsed:.1f} s)")
-    return 0
-
-
-def _open_datasets(args, names: list[str]):
-    """Open every dataset that has work before loading any model (fail before any work)."""
-    from benchmark import loaders
-
-    datasets, samples, failed = {}, {}, []
-    for d in names:
-        try:
-            if args.images_dir:
-                ds = loaders.open_dataset(d, args.images_dir, split="test", backend="folder")
-            else:
-                ds = loaders.open_dataset(d, args.data_dir, split="test", download=args.download)
-        except loaders.LoaderError as err:
-            failed.append((d, err))
-            continue
-        datasets[d] = ds
-        samples[d] = loaders.sample_indices(len(ds), args.images_per_dataset, args.seed)
-        if len(samples[d]) < args.images_per_dataset:
-            log.warning(
-                "%s has %d test images, fewer than --images-per-dataset %d: using all",
-                d,
-                len(ds),
-                args.images_per_dataset,
-            )
-    if failed:
-        first, err = failed[0]
-        more = [d for d, _ in failed[1:]]
-        tail = f"; {len(more)} more dataset(s) unavailable too: {', '.join(more)}" if more else ""
-        raise type(err)(f"{err}{tail}") from err
-    return datasets, samples
-
-
-def _extract(args, plan: Plan, work, store, extractor, datasets, samples) -> int:
-    import numpy as np
-    import torch
-
-    from benchmark.cli import CLIError
-    from benchmark.extract import models as model_loading
-    from benchmark.extract.blocks import BlockDiscoveryError, find_blocks
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CLIError(f"--device {device}: torch {torch.__version__} sees no CUDA device")
-    params = dict(extractor.params)
-    code_version = _code_version()
-    written = 0
-    for model in plan.models:
-        if model not in work:
-            continue
-        loaded = model_loading.load_model(
-            model, random_init=args.random_init, device=device, cache_dir=args.weights_dir
-        )
-        try:
-            blocks = find_blocks(loaded.model.visual)
-        except BlockDiscoveryError as err:
-            raise CLIError(f"{model}: {err}") from err
-        names = [name for name, _ in blocks]
-        log.info("%s: %d blocks (%s .. %s) on %s", model, len(names), names[0], names[-1], device)
-        for d in work[model]:
-            ds, indices = datasets[d], samples[d]
-            values = extract_one(
-                loaded,
-                blocks,
-                ds,
-                indices,
-                params,
-                args.batch_size,
-                args.internal_batch_size,
-                device,
-                not args.no_progress,
-            )
-            if not np.isfinite(values).all():
-                raise CLIError(
-                    f"{model} on {d}: non-finite conductance values; nothing written "
-                    f"(try a float32 model or a smaller --internal-batch-size)"
-                )
-            meta = {
-                "image_ids": [ds.image_id(i) for i in indices],
-                "blocks": names,
-                "n_images": len(indices),
-                "source": ds.source,
-                "split": ds.split,
-            }
-            store.write(KIND, model, d, {"values": values}, extractor, meta, code_version)
-            written += 1
-        del loaded, blocks
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()  # the next model may be larger
-    return written
+    job = ConductanceJob(args, make_extractor(args), store.root)
+    return units.drive(args, job, models, datasets, store)

@@ -11,7 +11,8 @@ images, one record per sample dataset. Records are written atomically one by one
 interrupted run resumes at the first missing record; a model is loaded only when one of its
 records is missing. The extractor's parameters (``images_per_node``, ``seed``, ``samples``,
 ``random_init``, the graph's and the image plan's sha256) are in the manifest: a pack made on
-another graph, plan or parameters is refused before any work.
+another graph, plan or parameters is refused before any work. Planning, resume, shards and
+backends are the shared driver's (:mod:`benchmark.extract.units`); a unit is one record.
 
 Where the images come from
 --------------------------
@@ -32,11 +33,11 @@ hide paths are read once for their labels.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
-import time
 from pathlib import Path
+
+from benchmark.extract import units
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,7 @@ CLIP_BENCHMARK_NAMES = {"imagenetv2": "imagenetv2", "imagenet_sketch": "imagenet
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from benchmark.mll_graph import DEFAULT_IMAGES_PER_NODE, SAMPLE_DATASETS
 
-    p.add_argument("--protocol", help=f"zoo to label (default: {DEFAULT_PROTOCOL})")
-    p.add_argument("--models", help="comma-separated model ids (default: the protocol's zoo)")
+    units.add_common_arguments(p, default_protocol=DEFAULT_PROTOCOL, datasets_help=None)
     p.add_argument("--samples", help="comma-separated sample datasets (default: "
                    f"{','.join(SAMPLE_DATASETS)})")
     p.add_argument("--images-per-node", type=int, default=DEFAULT_IMAGES_PER_NODE,
@@ -61,49 +61,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the node images (default 0)")
     p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
                    help=f"images or captions per forward pass (default {DEFAULT_BATCH})")
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--random-init", action="store_true",
-                   help="random weights (smoke tests); recorded, and refused by `run` unless "
-                   "--allow-random-init")
-    p.add_argument("--weights-dir", help="open_clip weights cache (default: open_clip's / HF_HOME)")
-    p.add_argument("--data-dir", help="dataset files, <DIR>/<dataset> (default $VLMBENCH_DATA "
-                   "or ~/.cache/vlmbench/datasets)")
-    p.add_argument("--images-dir", help="read the sample datasets from image folders "
-                   "DIR/<sample>/test/<wnid>/<image>")
-    p.add_argument("--download", action="store_true",
-                   help="let the dataset loaders download what they can into --data-dir")
-    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES "
-                   "or ~/.cache/vlmbench/features)")
-    p.add_argument("--skip-unextractable", action="store_true",
-                   help="skip models no loader exists for (BLIP, BEiT-3) instead of failing")
-    p.add_argument("--no-progress", action="store_true")
-
-
-def _csv(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
-
-
-def select_models(args: argparse.Namespace) -> list[str]:
-    from benchmark.catalog import unknown_message
-    from benchmark.cli import CLIError
-    from benchmark.extract.conductance_cmd import not_extractable
-    from benchmark.protocol import PROTOCOLS, get_protocol
-
-    protocol = get_protocol(args.protocol or DEFAULT_PROTOCOL)
-    known = list(dict.fromkeys(m for p in PROTOCOLS.values() for m in p.zoo))
-    models = _csv(args.models) or list(protocol.zoo)
-    for m in models:
-        if m not in known:
-            raise CLIError(unknown_message("model", m, known))
-    skipped = [(m, why) for m in models if (why := not_extractable(m))]
-    if skipped and not args.skip_unextractable:
-        raise CLIError(
-            f"{len(skipped)} model(s) not extractable (not open_clip models; no loader exists): "
-            f"{', '.join(m for m, _ in skipped)}; pass --skip-unextractable to extract the others"
-        )
-    for _, why in skipped:
-        print(f"skip {why}", file=sys.stderr)
-    return list(dict.fromkeys(m for m in models if not not_extractable(m)))
 
 
 def select_samples(args: argparse.Namespace) -> list[str]:
@@ -111,7 +68,7 @@ def select_samples(args: argparse.Namespace) -> list[str]:
     from benchmark.cli import CLIError
     from benchmark.mll_graph import SAMPLE_DATASETS
 
-    samples = _csv(args.samples) or list(SAMPLE_DATASETS)
+    samples = units.csv(args.samples) or list(SAMPLE_DATASETS)
     for s in samples:
         if s not in SAMPLE_DATASETS:
             raise CLIError(unknown_message("sample dataset", s, list(SAMPLE_DATASETS)))
@@ -268,37 +225,59 @@ def make_extractor(args, samples, graph, plan):
     })  # fmt: skip
 
 
-def todo(store, extractor, models: list[str], records: list[str]) -> dict[str, list[str]]:
-    """model -> records missing or unreadable; a pack of other parameters is an error."""
-    from benchmark.cli import CLIError
-    from benchmark.features import FeaturePackError
+class ModelLabelsJob(units.Job):
+    """Records ``nodes`` (the node captions' text embeddings) and one per sample dataset."""
 
-    wanted = json.loads(json.dumps(extractor.as_dict()))
-    out: dict[str, list[str]] = {}
-    for model in models:
-        existing = store.extractor(KIND, model)
-        if existing is not None and existing.as_dict() != wanted:
-            old = existing.as_dict()["params"]
-            diff = sorted(k for k in set(old) | set(wanted["params"])
-                          if old.get(k) != wanted["params"].get(k))
-            raise CLIError(
-                f"the {KIND} pack of {model} in {store.pack_dir(KIND, model)} was made with "
-                f"other {', '.join(diff)} (version {existing.version}); re-run with its options "
-                f"and sample datasets, delete it, or use another --features-dir"
-            )
-        have = set(store.datasets(KIND, model))
-        missing = []
-        for r in records:
-            if r in have:
-                try:
-                    store.read(KIND, model, r)
-                    continue
-                except FeaturePackError as err:
-                    log.warning("%s; recomputing it", err)
-            missing.append(r)
-        if missing:
-            out[model] = missing
-    return out
+    kind = KIND
+
+    def __init__(self, args, extractor, store_root, graph, plan, datasets=None) -> None:
+        super().__init__(args, extractor, store_root)
+        self.graph, self.plan = graph, plan
+        for s, ds in (datasets or {}).items():  # opened by the driver: reused by a local run
+            self._cache[f"sample:{s}"] = ds
+
+    def sample(self, name: str):
+        if f"sample:{name}" not in self._cache:
+            self._cache[f"sample:{name}"] = open_sample(name, self.args)
+        return self._cache[f"sample:{name}"]
+
+    def compute(self, state, unit):
+        import numpy as np
+
+        from benchmark.cli import CLIError
+        from benchmark.modellabels_kind import NODES, encode_texts
+
+        loaded, graph, plan, a = state, self.graph, self.plan, self.args
+        common = {"plan_digest": plan.digest, "graph_digest": graph.digest}
+        if unit.dataset == NODES:
+            text = embed_captions(loaded, list(graph.captions), a.batch_size, self.device)
+            arrays = {
+                "node_ids": np.asarray(graph.ids), "node_captions": encode_texts(graph.captions),
+                "text": text.astype(np.float16), "node_offsets": plan.node_offsets,
+                "node_images": plan.node_images, "sample_offsets": plan.sample_offsets(),
+            }  # fmt: skip
+            meta = {**common, "samples": list(plan.samples),
+                    "images_per_node": plan.images_per_node, "seed": plan.seed}
+        else:
+            ds = self.sample(unit.dataset)
+            ids = plan.image_ids[plan.samples.index(unit.dataset)]
+            position = {image_id: i for i, image_id in enumerate(ds.image_ids)}
+            indices = sorted(position[i] for i in ids)
+            emb = embed_images(loaded, ds, indices, a.batch_size, self.device, self.progress,
+                               f"{unit.model} | {unit.dataset}")
+            row_of = {position[i]: r for r, i in enumerate(ids)}  # plan order = sorted ids
+            image = np.empty_like(emb)
+            image[[row_of[i] for i in indices]] = emb
+            arrays = {"image": image.astype(np.float16), "image_ids": np.asarray(ids)}
+            meta = {**common, "source": ds.source, "split": ds.split}
+        values = [v for v in arrays.values() if v.dtype.kind == "f"]
+        if not all(np.isfinite(v).all() for v in values):
+            raise CLIError(f"{unit.model} on {unit.dataset}: non-finite embeddings; nothing "
+                           f"written")
+        return arrays, meta
+
+    def n_images(self, unit, arrays, meta) -> int:
+        return 0 if "image_ids" not in arrays else len(arrays["image_ids"])
 
 
 def run(args: argparse.Namespace) -> int:
@@ -314,102 +293,26 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from benchmark import mll_graph
     from benchmark.cli import CLIError
     from benchmark.features import FeatureStore
-    from benchmark.mll_graph import plan_node_images, semantic_graph
     from benchmark.modellabels_kind import NODES
 
-    started = time.perf_counter()
     for name in ("images_per_node", "batch_size"):
         if getattr(args, name) < 1:
             raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
-    models = select_models(args)
+    models = units.select_models(args, DEFAULT_PROTOCOL)
     samples = select_samples(args)
-    graph = semantic_graph()
+    graph = mll_graph.semantic_graph()
     datasets, pools = open_samples(args, samples)
-    plan = plan_node_images(graph, pools, args.images_per_node, args.seed)
-    extractor = make_extractor(args, samples, graph, plan)
+    plan = mll_graph.plan_node_images(graph, pools, args.images_per_node, args.seed)
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    work = todo(store, extractor, models, [NODES, *samples])
-    n_records = len(models) * (1 + len(samples))
-    if not work:
-        print(f"all {n_records} {KIND} records present in {store.root}; nothing to do")
-        return 0
-    print(
-        f"{KIND}: {len(graph)} nodes, {plan.n_images} images "
-        f"({', '.join(f'{s} {len(i)}' for s, i in zip(plan.samples, plan.image_ids, strict=True))})"
-        f"; {sum(len(v) for v in work.values())} of {n_records} records to extract into "
-        f"{store.root}",
-        file=sys.stderr,
-    )
-    timings = _extract(args, models, work, store, extractor, graph, plan, datasets)
-    for model, (n_images, seconds) in timings.items():
-        rate = f", {1000 * seconds / n_images:.1f} s per 1000 images" if n_images else ""
-        print(f"{model}: {n_images} images in {seconds:.1f} s{rate}", file=sys.stderr)
-    written = sum(len(v) for v in work.values())
-    print(f"wrote {written} {KIND} records to {store.root} "
-          f"({time.perf_counter() - started:.1f} s)")
-    return 0
-
-
-def _extract(args, models, work, store, extractor, graph, plan, datasets) -> dict:
-    import numpy as np
-    import torch
-
-    from benchmark.cli import CLIError
-    from benchmark.extract import models as model_loading
-    from benchmark.extract.conductance_cmd import _code_version
-    from benchmark.modellabels_kind import NODES, encode_texts
-
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise CLIError(f"--device {device}: torch {torch.__version__} sees no CUDA device")
-    code_version = _code_version()
-    offsets = plan.sample_offsets()
-    common = {"plan_digest": plan.digest, "graph_digest": graph.digest}
-    timings: dict[str, tuple[int, float]] = {}
-    for model in models:
-        if model not in work:
-            continue
-        loaded = model_loading.load_model(model, random_init=args.random_init, device=device,
-                                          cache_dir=args.weights_dir)
-        n_images, seconds = 0, 0.0
-        for record in work[model]:
-            t0 = time.perf_counter()
-            if record == NODES:
-                text = embed_captions(loaded, list(graph.captions), args.batch_size, device)
-                arrays = {
-                    "node_ids": np.asarray(graph.ids), "node_captions": encode_texts(graph.captions),
-                    "text": text.astype(np.float16), "node_offsets": plan.node_offsets,
-                    "node_images": plan.node_images, "sample_offsets": offsets,
-                }  # fmt: skip
-                meta = {**common, "samples": list(plan.samples),
-                        "images_per_node": plan.images_per_node, "seed": plan.seed}
-            else:
-                ds = datasets[record]
-                ids = plan.image_ids[plan.samples.index(record)]
-                position = {image_id: i for i, image_id in enumerate(ds.image_ids)}
-                indices = sorted(position[i] for i in ids)
-                emb = embed_images(loaded, ds, indices, args.batch_size, device,
-                                   not args.no_progress, f"{model} | {record}")
-                row_of = {position[i]: r for r, i in enumerate(ids)}  # plan order = sorted ids
-                image = np.empty_like(emb)
-                image[[row_of[i] for i in indices]] = emb
-                arrays = {"image": image.astype(np.float16), "image_ids": np.asarray(ids)}
-                meta = {**common, "source": ds.source, "split": ds.split}
-                n_images += len(ids)
-                seconds += time.perf_counter() - t0
-            values = [a for a in arrays.values() if a.dtype.kind == "f"]
-            if not all(np.isfinite(v).all() for v in values):
-                raise CLIError(f"{model} on {record}: non-finite embeddings; nothing written")
-            store.write(KIND, model, record, arrays, extractor, meta, code_version)
-        timings[model] = (n_images, seconds)
-        del loaded
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
-    return timings
+    job = ModelLabelsJob(args, make_extractor(args, samples, graph, plan), store.root, graph,
+                         plan, datasets)
+    sizes = ", ".join(f"{s} {len(i)}" for s, i in zip(plan.samples, plan.image_ids, strict=True))
+    header = f"{KIND}: {len(graph)} nodes, {plan.n_images} images ({sizes})"
+    return units.drive(args, job, models, [NODES, *samples], store, header)
 
 
 __all__ = ["add_arguments", "embed_captions", "embed_images", "image_wnids", "open_sample",
-           "run", "todo"]
-
+           "run"]

@@ -6,7 +6,8 @@ synonyms (``data/syn_dataset``); :func:`benchmark.extract.text_features.text_fea
 turns them into the six features of LOVM's ``eval_table_features.csv`` (definitions and the
 deliberate deviations from LOVM's code: that module's docstring). One feature-pack record per
 pair (kind ``text-features``, one 0-d array per feature), written as soon as it is computed:
-an interrupted run resumes where it stopped, and a pair already in the store is skipped.
+an interrupted run resumes where it stopped, and a pair already in the store is skipped
+(planning, resume, shards and backends: the shared driver, :mod:`benchmark.extract.units`).
 
 Models load through :func:`benchmark.extract.models.load_model` (``"ARCH:pretrained"``, open_clip
 weights from its cache or the Hugging Face cache). Without weights the run stops with a one-line
@@ -18,19 +19,15 @@ weights and records ``random_init: true`` in the pack, which ``run`` refuses unl
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import sys
 from typing import Any
+
+from benchmark.extract import units
 
 log = logging.getLogger(__name__)
 
 KIND = "text-features"
 EXTRACTOR_VERSION = "1"
-
-
-def _csv(text: str | None) -> list[str]:
-    return [t.strip() for t in (text or "").split(",") if t.strip()]
 
 
 def default_datasets() -> list[str]:
@@ -44,26 +41,21 @@ def default_datasets() -> list[str]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from benchmark.cli import _add_data_options
     from benchmark.extract.text_features import LOVM_NOISE_SIGMA
 
-    parser.add_argument("--models", required=True,
-                        help="comma-separated open_clip ids ARCH:pretrained")
-    parser.add_argument("--datasets", help="comma-separated dataset ids (default: every dataset "
-                        "with published captions and synonyms, ImageNet-1k excluded)")
-    parser.add_argument("--features-dir", help="feature pack directory (default "
-                        "$VLMBENCH_FEATURES or ~/.cache/vlmbench/features)")
-    parser.add_argument("--weights-dir", help="open_clip weight cache directory (cache_dir)")
-    parser.add_argument("--random-init", action="store_true",
-                        help="random weights (smoke tests only; recorded in the pack)")
-    parser.add_argument("--device", default="cpu")
+    units.add_common_arguments(
+        parser,
+        models_help="comma-separated open_clip ids ARCH:pretrained (required unless "
+        "--protocol: its zoo)",
+        datasets_help="comma-separated dataset ids (default: the protocol's, else every "
+        "dataset with published captions and synonyms, ImageNet-1k excluded)",
+        images=False,
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--sigma", type=float, default=LOVM_NOISE_SIGMA,
                         help="std of the noise added to caption embeddings before classifying "
                         f"them (LOVM: {LOVM_NOISE_SIGMA})")
     parser.add_argument("--seed", type=int, default=0, help="seed of that noise")
-    parser.add_argument("--no-progress", action="store_true")
-    _add_data_options(parser)
 
 
 def extractor_for(args: argparse.Namespace):
@@ -103,74 +95,39 @@ def features_for(loaded, catalog, dataset: str, *, sigma: float, seed: int, batc
     return values, meta
 
 
-def _same(a: dict, b: dict) -> bool:
-    return json.loads(json.dumps(a)) == json.loads(json.dumps(b))
+class TextFeaturesJob(units.Job):
+    kind = KIND
+    unit_errors = (KeyError, ValueError, RuntimeError)  # data problems of one dataset
+
+    def catalog(self):
+        if "catalog" not in self._cache:
+            from benchmark.catalog import Catalog
+            from benchmark.cli import _data_layer
+
+            self._cache["catalog"] = Catalog(_data_layer(self.args))
+        return self._cache["catalog"]
+
+    def compute(self, state, unit):
+        import numpy as np
+
+        values, meta = features_for(
+            state, self.catalog(), unit.dataset, sigma=self.args.sigma, seed=self.args.seed,
+            batch_size=self.args.batch_size, device=self.device,
+        )
+        return {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}, meta
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-    from tqdm.auto import tqdm
-
-    from benchmark import __version__
-    from benchmark.catalog import Catalog, entry
-    from benchmark.cli import CLIError, _data_layer
-    from benchmark.extract import models as model_loading
+    from benchmark.cli import CLIError
+    from benchmark.extract.models import ModelLoadError
     from benchmark.features import FeatureStore
 
-    models = _csv(args.models)
-    if not models:
-        raise CLIError("--models is empty (e.g. --models ViT-B-32:laion2b_s34b_b79k)")
-    datasets = _csv(args.datasets) or default_datasets()
-    for d in datasets:
-        entry(d)  # unknown dataset -> one-line error with suggestions
+    protocol = units.protocol_of(args, None)
+    models = units.select_models(args, None, strict=False)
+    datasets = units.select_datasets(args, protocol.datasets if protocol else default_datasets())
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    extractor = extractor_for(args)
-    for m in models:
-        have = store.extractor(KIND, m)
-        if have is not None and not _same(have.as_dict(), extractor.as_dict()):
-            raise CLIError(
-                f"the {KIND} pack of {m} in {store.root} was made with {have.params}, not "
-                f"{dict(extractor.params)}; delete {store.pack_dir(KIND, m)} or use another "
-                f"--features-dir"
-            )
-    todo = {m: [d for d in datasets if not store.has(KIND, m, d)] for m in models}
-    total = sum(len(v) for v in todo.values())
-    skipped = len(models) * len(datasets) - total
-    if skipped:
-        log.info("%d record(s) already in %s: skipped", skipped, store.root)
-    catalog = Catalog(_data_layer(args))
-    failures: list[str] = []
-    bar = tqdm(total=total, desc=KIND, unit="record", disable=args.no_progress)
-    for m, pending in todo.items():
-        if not pending:
-            continue
-        try:
-            loaded = model_loading.load_model(
-                m, random_init=args.random_init, device=args.device, cache_dir=args.weights_dir
-            )
-        except model_loading.ModelLoadError as err:
-            bar.close()
-            raise CLIError(str(err)) from None
-        for d in pending:
-            bar.set_postfix_str(f"{m} {d}", refresh=False)
-            try:
-                values, meta = features_for(
-                    loaded, catalog, d, sigma=args.sigma, seed=args.seed,
-                    batch_size=args.batch_size, device=args.device,
-                )
-            except (KeyError, ValueError, RuntimeError) as err:  # data problems of one dataset
-                msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-                failures.append(f"{m} on {d}: {msg}")
-                bar.update()
-                continue
-            arrays = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
-            store.write(KIND, m, d, arrays, extractor, meta=meta, code_version=__version__)
-            bar.update()
-        del loaded
-    bar.close()
-    done = total - len(failures)
-    print(f"{KIND}: wrote {done} record(s), skipped {skipped} already present, "
-          f"{len(failures)} failed ({store.root})")
-    for line in failures:
-        print(f"error: {line}", file=sys.stderr)
-    return 1 if failures else 0
+    job = TextFeaturesJob(args, extractor_for(args), store.root)
+    try:
+        return units.drive(args, job, models, datasets, store)
+    except ModelLoadError as err:
+        raise CLIError(str(err)) from None

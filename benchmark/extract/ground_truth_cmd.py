@@ -1,0 +1,160 @@
+"""``python -m benchmark extract ground-truth``: zero-shot top-1 accuracy of new models.
+
+The published tables (LOVM, SWAB, open_clip) cover their own zoos; a model they lack has no
+ground truth, so no protocol can rank it. This command measures it with the protocol those
+tables used (CLIP_benchmark's zero-shot classification, :mod:`benchmark.extract.zeroshot`):
+LOVM's templates and class names, the test split, the model's own preprocessing, top-1 over
+every test image (``--images-per-dataset N`` samples N instead: recorded, for smoke runs).
+
+One record per (model, dataset) in the ``ground-truth`` pack of the model::
+
+    acc1           float64 0-d   fraction of test images classified correctly
+    n_images       int64 0-d     images evaluated
+    class_count    int64 [C]     images per class (catalog class order)
+    class_correct  int64 [C]     correctly classified images per class
+    meta           n_images, n_classes, n_templates, source, split (+ image_ids if sampled)
+
+Ground-truth source ``packs`` (:func:`benchmark.groundtruth.packs_table`) reads these records;
+a protocol lists it in ``gt_sources`` (e.g. a TOML protocol, ``benchmark/protocol.py``) to rank
+the new model next to the published ones. Packs made with ``--random-init`` are refused there
+unless ``--allow-random-init``. Default datasets: the protocol's (``dcd48``) plus ImageNet-1k,
+the side information INB and ModelGPT need.
+
+Labels of an image folder (``--images-dir``) map to the catalog's classes as in class-stats
+(:func:`benchmark.extract.class_stats_cmd.label_map`). Planning, resume, shards and backends:
+:mod:`benchmark.extract.units`. Any ``ARCH:pretrained`` whose architecture open_clip knows is
+accepted (``--model-config`` registers a new architecture's config).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from benchmark.extract import units
+
+log = logging.getLogger(__name__)
+
+KIND = "ground-truth"
+EXTRACTOR_VERSION = "1"
+DEFAULT_PROTOCOL = "dcd48"
+DEFAULT_BATCH = 64
+DEFAULT_TEXT_BATCH = 256
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    units.add_common_arguments(
+        p, default_protocol=DEFAULT_PROTOCOL,
+        datasets_help="comma-separated dataset ids (default: the protocol's and imagenet1k)")
+    p.add_argument("--images-per-dataset", type=int, default=0,
+                   help="test images per dataset, 0 = all (default 0: the published protocol)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the image sample when --images-per-dataset > 0 (default 0)")
+    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
+                   help=f"images per forward pass (default {DEFAULT_BATCH})")
+    p.add_argument("--text-batch-size", type=int, default=DEFAULT_TEXT_BATCH,
+                   help=f"prompts per forward pass (default {DEFAULT_TEXT_BATCH})")
+
+
+def make_extractor(args: argparse.Namespace):
+    """The pack identity: everything that changes the numbers (not device or batch sizes)."""
+    from benchmark.features import Extractor
+
+    n = int(args.images_per_dataset)
+    return Extractor(KIND, EXTRACTOR_VERSION, {
+        "protocol": "CLIP_benchmark zero-shot top-1 (benchmark.extract.zeroshot)",
+        "prompts": "LOVM templates x class names, unit embeddings averaged, renormalised",
+        "split": "test",
+        "images": n if n else "all",
+        "seed": int(args.seed) if n else None,
+        "precision": "float32",
+        "random_init": bool(args.random_init),
+    })
+
+
+def zero_shot_accuracy(loaded, dataset, indices, info, *, batch_size: int, text_batch_size: int,
+                       device: str, progress: bool = False):
+    """``(arrays, meta)`` of one record: ``loaded`` on the ``indices`` images of ``dataset``."""
+    from benchmark.extract import zeroshot
+    from benchmark.extract.class_stats_cmd import image_features, label_map
+
+    weights = zeroshot.zero_shot_classifier(loaded.model, loaded.tokenizer, info.classnames,
+                                            info.templates, text_batch_size, device)
+    mapping = label_map(dataset.classes if dataset.source.startswith("folder:") else None,
+                        info.classnames, info.id)
+    feats, labels = image_features(loaded, dataset, indices, mapping, len(info.classnames),
+                                   batch_size, device, progress)
+    arrays = zeroshot.accuracy_arrays(labels, zeroshot.predict(feats, weights),
+                                      len(info.classnames))
+    meta = {"n_images": len(indices), "n_classes": len(info.classnames),
+            "n_templates": len(info.templates), "source": dataset.source,
+            "split": dataset.split}
+    if len(indices) < len(dataset):
+        meta["image_ids"] = [dataset.image_id(i) for i in indices]
+    return arrays, meta
+
+
+class GroundTruthJob(units.Job):
+    kind = KIND
+    unit_errors = (ValueError,)  # data problems of one dataset: the others go on
+
+    def catalog(self):
+        if "catalog" not in self._cache:
+            from benchmark.catalog import Catalog
+            from benchmark.cli import _data_layer
+
+            self._cache["catalog"] = Catalog(_data_layer(self.args))
+        return self._cache["catalog"]
+
+    def dataset(self, name: str):
+        from benchmark.extract.conductance_cmd import open_test_split
+
+        key = f"dataset:{name}"
+        if key not in self._cache:
+            a = self.args
+            self._cache[key] = open_test_split(a, name, a.images_per_dataset, a.seed)
+        return self._cache[key]
+
+    def prepare(self, todo) -> None:
+        from benchmark.extract.conductance_cmd import open_all
+
+        names = [u.dataset for u in todo]
+        for d in dict.fromkeys(names):
+            self.catalog().info(d)  # class names and templates readable before any work
+        open_all(self, names)
+
+    def compute(self, state, unit):
+        ds, indices = self.dataset(unit.dataset)
+        a = self.args
+        return zero_shot_accuracy(state, ds, indices, self.catalog().info(unit.dataset),
+                                  batch_size=a.batch_size, text_batch_size=a.text_batch_size,
+                                  device=self.device, progress=self.progress)
+
+
+def run(args: argparse.Namespace) -> int:
+    from benchmark.cli import CLIError
+    from benchmark.extract.models import ModelLoadError
+    from benchmark.loaders import LoaderError
+
+    try:
+        return _run(args)
+    except (ModelLoadError, LoaderError) as err:
+        raise CLIError(str(err)) from err
+
+
+def _run(args: argparse.Namespace) -> int:
+    from benchmark.cli import CLIError
+    from benchmark.features import FeatureStore
+    from benchmark.protocol import SIDE_DATASET
+
+    for name in ("batch_size", "text_batch_size"):
+        if getattr(args, name) < 1:
+            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
+    if args.images_per_dataset < 0:
+        raise CLIError("--images-per-dataset must be >= 0 (0 = all test images)")
+    protocol = units.protocol_of(args, DEFAULT_PROTOCOL)
+    models = units.select_models(args, DEFAULT_PROTOCOL, strict=False)
+    datasets = units.select_datasets(args, [*protocol.datasets, SIDE_DATASET])
+    store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
+    job = GroundTruthJob(args, make_extractor(args), store.root)
+    return units.drive(args, job, models, datasets, store)
