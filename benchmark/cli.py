@@ -317,11 +317,12 @@ def _one_line_errors() -> tuple[type, ...]:
     from benchmark.extract.models import ModelLoadError
     from benchmark.features import FeaturePackError
     from benchmark.harness import MissingFeaturesError, SelectorError
+    from benchmark.loaders import LoaderError
     from benchmark.text import TextEmbeddingError
     from methods import UnknownMethodError
 
     return (CLIError, UpstreamError, FeaturePackError, UnknownMethodError, UnknownDatasetError,
-            SelectorError, MissingFeaturesError, TextEmbeddingError, ModelLoadError,
+            SelectorError, MissingFeaturesError, TextEmbeddingError, ModelLoadError, LoaderError,
             FileExistsError, KeyError, ValueError)
 
 

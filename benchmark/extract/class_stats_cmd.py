@@ -247,17 +247,6 @@ class ClassStatsJob(units.Job):
 
 def run(args: argparse.Namespace) -> int:
     from benchmark.cli import CLIError
-    from benchmark.extract.models import ModelLoadError
-    from benchmark.loaders import LoaderError
-
-    try:
-        return _run(args)
-    except (ModelLoadError, LoaderError) as err:
-        raise CLIError(str(err)) from err
-
-
-def _run(args: argparse.Namespace) -> int:
-    from benchmark.cli import CLIError
     from benchmark.features import FeatureStore
 
     for name in ("batch_size", "text_batch_size"):
