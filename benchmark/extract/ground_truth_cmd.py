@@ -98,14 +98,6 @@ class GroundTruthJob(units.Job):
     kind = KIND
     unit_errors = (ValueError,)  # data problems of one dataset: the others go on
 
-    def catalog(self):
-        if "catalog" not in self._cache:
-            from benchmark.catalog import Catalog
-            from benchmark.cli import _data_layer
-
-            self._cache["catalog"] = Catalog(_data_layer(self.args))
-        return self._cache["catalog"]
-
     def dataset(self, name: str):
         from benchmark.extract.conductance_cmd import open_test_split
 

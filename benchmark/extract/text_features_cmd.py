@@ -99,14 +99,6 @@ class TextFeaturesJob(units.Job):
     kind = KIND
     unit_errors = (KeyError, ValueError, RuntimeError)  # data problems of one dataset
 
-    def catalog(self):
-        if "catalog" not in self._cache:
-            from benchmark.catalog import Catalog
-            from benchmark.cli import _data_layer
-
-            self._cache["catalog"] = Catalog(_data_layer(self.args))
-        return self._cache["catalog"]
-
     def compute(self, state, unit):
         import numpy as np
 

@@ -237,6 +237,15 @@ class Job:
     def device(self) -> str:
         return resolve_device(getattr(self.args, "device", None))
 
+    def catalog(self):
+        """The dataset catalog (through the data layer of ``args``), built once per process."""
+        if "catalog" not in self._cache:
+            from benchmark.catalog import Catalog
+            from benchmark.cli import _data_layer
+
+            self._cache["catalog"] = Catalog(_data_layer(self.args))
+        return self._cache["catalog"]
+
     def prepare(self, units: Sequence[Unit]) -> None:
         """Driver side, before any work (default: nothing)."""
 

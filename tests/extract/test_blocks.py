@@ -16,12 +16,10 @@ from benchmark.extract.blocks import (  # noqa: E402
     find_blocks,
     output_tensor,
 )
+from tests.extract.tiny import RESNET_CFG, TEXT_CFG, VIT_CFG  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-TEXT_CFG = dict(context_length=8, vocab_size=64, width=16, heads=2, layers=1)
-VIT_CFG = dict(image_size=32, patch_size=8, width=32, layers=3, head_width=16)
-RESNET_CFG = dict(image_size=32, layers=(1, 1, 1, 1), width=8, head_width=8)
 
 
 def _clip(vision_cfg: dict) -> nn.Module:

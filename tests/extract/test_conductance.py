@@ -26,15 +26,11 @@ from benchmark.extract.conductance import (  # noqa: E402
     path_alphas,
     reference_conductance_captum,
 )
+from tests.extract.tiny import CONVNEXT_CFG, RESNET_CFG, TEXT_CFG, VIT_CFG  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
-TEXT_CFG = dict(context_length=8, vocab_size=64, width=16, heads=2, layers=1)
-TOWERS = {
-    "vit": dict(image_size=32, patch_size=8, width=32, layers=3, head_width=16),
-    "resnet": dict(image_size=32, layers=(1, 1, 1, 1), width=8, head_width=8),
-    "convnext": dict(image_size=32, timm_model_name="convnext_atto"),
-}
+TOWERS = {"vit": VIT_CFG, "resnet": RESNET_CFG, "convnext": CONVNEXT_CFG}
 
 
 def _clip(tower: str, dtype: torch.dtype) -> nn.Module:
