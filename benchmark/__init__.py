@@ -9,8 +9,8 @@ __version__ = "0.1.0"
 
 
 def check_selector(method, params=None):
-    """Conformance checks of a selector (see :mod:`benchmark.check`)."""
-    from benchmark.check import check_selector as _check
+    """Conformance checks of a selector (see :mod:`benchmark.core.check`)."""
+    from benchmark.core.check import check_selector as _check
 
     return _check(method, params)
 

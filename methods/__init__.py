@@ -36,19 +36,19 @@ REGISTRY: dict[str, MethodSpec] = {
     "dcd": _spec("methods.dcd:DCDSelector", "directional conductance divergence (asymmetric)"),
     "dcd-cosine": _spec("methods.dcd:DCDSelector", "DCD ablation: cosine of profiles", similarity="cosine"),
     "dcd-jsd": _spec("methods.dcd:DCDSelector", "DCD ablation: JSD of softmax profiles", similarity="jsd"),
-    "mll": _spec("methods.mll:MLL", "MLL: model labels on a WordNet graph, top-5 node matching of LLM class captions, mean reuse metric (alpha 0.7)"),
-    # SWAB (methods/swab.py says what each variant computes and how it differs from the paper)
-    "swab-text": _spec("methods.swab:SWABText", "SWAB on public data: ModelGPT (INB,C,G) + OT "
+    "mll": _spec("methods.mll.selector:MLL", "MLL: model labels on a WordNet graph, top-5 node matching of LLM class captions, mean reuse metric (alpha 0.7)"),
+    # SWAB (methods/swab/selectors.py says what each variant computes and how it differs from the paper)
+    "swab-text": _spec("methods.swab.selectors:SWABText", "SWAB on public data: ModelGPT (INB,C,G) + OT "
                        "transfer of dataset-level source ranks, Borda 0.5/0.5"),
-    "swab": _spec("methods.swab:SWABText", "alias of swab-text: the public-data reduction of "
+    "swab": _spec("methods.swab.selectors:SWABText", "alias of swab-text: the public-data reduction of "
                   "SWAB (the paper's full method is swab-full)"),
-    "swab-ot-text": _spec("methods.swab:RankTransfer", "SWAB's ranking 2 alone: OT transfer of "
+    "swab-ot-text": _spec("methods.swab.selectors:RankTransfer", "SWAB's ranking 2 alone: OT transfer of "
                           "dataset-level source ranks (class names + ground truth only)"),
-    "swab-full": _spec("methods.swab:SWAB", "SWAB (paper): gap-corrected ModelGPT (INB,GAP_C,"
+    "swab-full": _spec("methods.swab.selectors:SWAB", "SWAB (paper): gap-corrected ModelGPT (INB,GAP_C,"
                        "GAP_G) + OT transfer of class-level ranks; needs class-stats packs"),
-    "swab-c": _spec("methods.swab:SWAB", "SWAB-C: ModelGPT without gap correction (INB,C,G) + "
+    "swab-c": _spec("methods.swab.selectors:SWAB", "SWAB-C: ModelGPT without gap correction (INB,C,G) + "
                     "class-level rank transfer", features=("INB", "C", "G")),
-    "swab-m": _spec("methods.swab:SWAB", "SWAB-M: gap-corrected ModelGPT alone (no rank "
+    "swab-m": _spec("methods.swab.selectors:SWAB", "SWAB-M: gap-corrected ModelGPT alone (no rank "
                     "transfer)", weights=(1.0, 0.0)),
 }
 
@@ -82,7 +82,7 @@ def resolve(name: str) -> tuple[str, type, dict[str, Any]]:
         if not (isinstance(cls, type) and issubclass(cls, Selector)):
             raise UnknownMethodError(f"{name!r} is not a subclass of methods.base.Selector")
         return (cls.name or name), cls, {}
-    from benchmark.catalog import unknown_message
+    from benchmark.data.catalog import unknown_message
 
     raise UnknownMethodError(unknown_message("method", name, sorted(REGISTRY)))
 

@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from benchmark.views import FeatureView, LeakageError, TargetView, TrainView
+from benchmark.core.views import FeatureView, LeakageError, TargetView, TrainView
 
 __all__ = ["Selector", "TrainView", "TargetView", "FeatureView", "LeakageError"]
 

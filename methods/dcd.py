@@ -52,7 +52,7 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 
-from benchmark.features import FeaturePackError, Record
+from benchmark.features.store import FeaturePackError, Record
 from methods.base import Selector, TargetView, TrainView
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ Zohar et al., "LOVM: Language-Only Vision Model Selection", NeurIPS 2023 D&B; th
 (read, not copied). SWAB (Yi et al., NeurIPS 2024) uses the same regression as its "ranking 1".
 
 Features of model ``m`` on dataset ``d`` (``x_{m,d}``; kind ``text-features``, see
-:mod:`benchmark.textfeatures_kind` and :mod:`benchmark.extract.text_features`), by group:
+:mod:`benchmark.features.text_features` and :mod:`benchmark.extract.text_features`), by group:
 
 - ``C``: ``text-f1``, ``text-acc1`` (m's zero-shot classifier applied to LLM captions);
 - ``G``: ``intraclass_sim``, ``inter_close``, ``intra_close``, ``superclass_metric``;
@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.textfeatures_kind import FEATURE_COLUMNS, GROUPS, KIND
+from benchmark.features.text_features import FEATURE_COLUMNS, GROUPS, KIND
 from methods.base import Selector, TargetView, TrainView
 
 IN_SCORE = "IN-score"

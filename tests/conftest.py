@@ -41,14 +41,14 @@ def mirror() -> Path:
 
 @pytest.fixture(scope="session")
 def data(mirror):
-    from benchmark.data import DataLayer
+    from benchmark.data.upstream import DataLayer
 
     return DataLayer(mirror=mirror, online=False)
 
 
 @pytest.fixture(scope="session")
 def catalog(data):
-    from benchmark.catalog import Catalog
+    from benchmark.data.catalog import Catalog
 
     return Catalog(data)
 
@@ -56,7 +56,7 @@ def catalog(data):
 @pytest.fixture(scope="session")
 def protocol_data(data):
     """name -> ProtocolData, loaded once per session."""
-    from benchmark.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
 
     cache = {}
 

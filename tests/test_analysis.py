@@ -1,4 +1,4 @@
-"""benchmark/analysis.py: paired tests over targets, bootstrap CI, win/tie/loss — hand-computed
+"""benchmark/report/analysis.py: paired tests over targets, bootstrap CI, win/tie/loss — hand-computed
 tiny examples."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from benchmark import analysis
-from benchmark.harness import SCORE_COLUMNS
+from benchmark.core.harness import SCORE_COLUMNS
+from benchmark.report import analysis
 
 
 def test_target_matrix_is_the_mean_over_seeds_with_missing_cells_nan():

@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from benchmark.catalog import (
+from benchmark.core.protocol import DCD_TARGETS, LOVM_DATASETS, MLL_TARGETS
+from benchmark.data.catalog import (
     LOVM_DOMAINS,
     UnknownDatasetError,
     dataset_ids,
@@ -14,7 +15,6 @@ from benchmark.catalog import (
     parse_lenient_json,
     read_lines,
 )
-from benchmark.protocol import DCD_TARGETS, LOVM_DATASETS, MLL_TARGETS
 
 
 def test_registry_covers_every_protocol_dataset():
@@ -25,7 +25,7 @@ def test_registry_covers_every_protocol_dataset():
 
 
 def test_every_registry_file_reference_is_declared_upstream(data):
-    from benchmark.data import declared_files
+    from benchmark.data.upstream import declared_files
 
     declared = declared_files()
     for d in dataset_ids():

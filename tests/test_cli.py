@@ -11,8 +11,8 @@ import sys
 import pandas as pd
 import pytest
 
-from benchmark import results
 from benchmark.cli import main
+from benchmark.core import results
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,4 +1,4 @@
-"""``benchmark compare RUN_A RUN_B`` (benchmark/compare.py) on hand-built results directories."""
+"""``benchmark compare RUN_A RUN_B`` (benchmark/report/compare.py) on hand-built results directories."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from benchmark import analysis
 from benchmark.cli import main
-from benchmark.compare import compare
-from benchmark.harness import SCORE_COLUMNS
-from benchmark.results import read
+from benchmark.core.harness import SCORE_COLUMNS
+from benchmark.core.results import read
+from benchmark.report import analysis
+from benchmark.report.compare import compare
 
 TARGETS = ["t1", "t2", "t3", "t4", "t5", "t6"]
 

@@ -9,7 +9,7 @@ from functools import partial
 
 import pytest
 
-from benchmark.data import DataLayer, UpstreamError, declared_files, sha256_of
+from benchmark.data.upstream import DataLayer, UpstreamError, declared_files, sha256_of
 
 KEY = "orrzohar__LOVM/LOVM/datasets.txt"
 

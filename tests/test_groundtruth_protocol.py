@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from benchmark import zoo
-from benchmark.groundtruth import GroundTruth, lovm_table, openclip_table, swab_table
-from benchmark.protocol import DCD_TARGETS, PROTOCOLS, SIDE_DATASET, get_protocol
+from benchmark.core.protocol import DCD_TARGETS, PROTOCOLS, SIDE_DATASET, get_protocol
+from benchmark.data import zoo
+from benchmark.data.groundtruth import GroundTruth, lovm_table, openclip_table, swab_table
 
 
 def _yml_models(data, key):

@@ -9,19 +9,19 @@ import pandas as pd
 import pytest
 
 import methods
-from benchmark.check import check_selector, mock_universe
-from benchmark.features import Extractor, FeaturePackError, FeatureStore
-from benchmark.harness import Harness, MissingFeaturesError, resolve_methods
-from benchmark.metrics import MetricConfig, ndcg_at_k
-from benchmark.protocol import get_protocol
-from benchmark.providers import LoadContext
-from benchmark.views import LeakageError, TargetView, TrainView
+from benchmark.core.check import check_selector, mock_universe
+from benchmark.core.harness import Harness, MissingFeaturesError, resolve_methods
+from benchmark.core.metrics import MetricConfig, ndcg_at_k
+from benchmark.core.protocol import get_protocol
+from benchmark.core.views import LeakageError, TargetView, TrainView
+from benchmark.features.kinds import LoadContext
+from benchmark.features.store import Extractor, FeaturePackError, FeatureStore
 from methods.base import Selector
 
 
 @pytest.fixture(scope="module")
 def lovm_harness(data, protocol_data):
-    from benchmark.catalog import Catalog
+    from benchmark.data.catalog import Catalog
 
     pdata = protocol_data("lovm")
     cat = Catalog(data)
@@ -60,7 +60,7 @@ def test_train_ranks_are_average_ranks_among_models_with_cells(lovm_harness):
 def test_feature_view_refuses_other_datasets():
     pdata, infos = mock_universe()
     h = Harness(pdata, infos, LoadContext(None, FeatureStore("/nonexistent")), features={
-        "conductance": __import__("benchmark.providers", fromlist=["KINDS"]).KINDS[
+        "conductance": __import__("benchmark.features.kinds", fromlist=["KINDS"]).KINDS[
             "conductance"].mock(list(pdata.protocol.zoo), list(pdata.protocol.datasets),
                                 np.random.default_rng(0))})
     target = h.target_view("mock0", 0, pdata.candidates("mock0"), ("conductance",))
@@ -171,8 +171,8 @@ def test_inb_scores_are_imagenet_accuracies(lovm_harness):
 
 def test_avgrank_hand_computed():
     """3 models x 3 datasets: AvgRank on target d2 = minus mean rank over d0, d1."""
-    from benchmark.groundtruth import COLUMNS, GroundTruth
-    from benchmark.protocol import Protocol, ProtocolData
+    from benchmark.core.protocol import Protocol, ProtocolData
+    from benchmark.data.groundtruth import COLUMNS, GroundTruth
 
     acc = {"d0": [0.9, 0.5, 0.1], "d1": [0.2, 0.8, 0.5], "d2": [0.3, 0.2, 0.1]}
     models = ("A:x", "B:x", "C:x")

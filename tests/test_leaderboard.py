@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark import analysis, leaderboard
-from benchmark.harness import SCORE_COLUMNS
+from benchmark.core.harness import SCORE_COLUMNS
+from benchmark.cli import leaderboard as cli_leaderboard
+from benchmark.report import analysis, leaderboard
 
 
 def _scores(rows):
@@ -100,7 +101,7 @@ def test_export_tables_csv_and_latex(tmp_path):
 def test_figures_are_byte_identical_and_the_check_tolerates_only_other_matplotlib(monkeypatch):
     import matplotlib
 
-    from benchmark import plots
+    from benchmark.report import plots
 
     m = pd.DataFrame({"a": [0.1, 0.9], "b": [np.nan, 0.5]}, index=["t1", "t2"])
     first = plots.heatmap_figure(m, "title", "NDCG@5")
@@ -227,27 +228,27 @@ def test_check_mode_detects_a_stale_leaderboard(rendered, tmp_path, monkeypatch,
     out.mkdir()
     args = argparse.Namespace(results=str(root), rerun=False, check=False, out=str(out),
                               mirror=None, offline=True, export=None)
-    assert leaderboard.main(args) == 0
+    assert cli_leaderboard.run(args) == 0
     assert (out / "figures" / "dcd48-methods.png").is_file()
     args.check = True
-    assert leaderboard.main(args) == 0
+    assert cli_leaderboard.run(args) == 0
     (out / "lovm.md").write_text((out / "lovm.md").read_text().replace("inb", "INB", 1))
-    assert leaderboard.main(args) == 1
+    assert cli_leaderboard.run(args) == 1
     assert "leaderboard is stale: lovm.md" in capsys.readouterr().err
     args.check = False
-    assert leaderboard.main(args) == 0
+    assert cli_leaderboard.run(args) == 0
     args.check = True
     png = out / "figures" / "lovm-methods.png"
     png.write_bytes(png.read_bytes()[:-20] + b"\0" * 20)
-    assert leaderboard.main(args) == 1
+    assert cli_leaderboard.run(args) == 1
     assert "stale: figures/lovm-methods.png" in capsys.readouterr().err
     args.check = False
     (out / "figures" / "old.png").write_bytes(b"x")
-    assert leaderboard.main(args) == 0
+    assert cli_leaderboard.run(args) == 0
     assert not (out / "figures" / "old.png").exists()  # figures no longer generated are removed
     (out / "figures" / "old.png").write_bytes(b"x")
     args.check, args.export = True, str(tmp_path / "export")
-    assert leaderboard.main(args) == 1
+    assert cli_leaderboard.run(args) == 1
     assert "figures/old.png: no longer generated" in capsys.readouterr().out
     assert (tmp_path / "export" / "dcd48-main.tex").is_file()
     assert (tmp_path / "export" / "dcd48-common.csv").is_file()

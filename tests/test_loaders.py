@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchmark import loaders
-from benchmark.catalog import UnknownDatasetError, registry
-from benchmark.loaders import (
+from benchmark.data.catalog import UnknownDatasetError, registry
+from benchmark.extract import loaders
+from benchmark.extract.loaders import (
     DatasetUnavailableError,
     LoaderError,
     open_dataset,

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy.stats import kendalltau
 
-from benchmark.metrics import (
+from benchmark.core.metrics import (
     MetricConfig,
     kendall_tau_at_k,
     ndcg_at_k,

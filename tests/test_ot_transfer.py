@@ -1,4 +1,4 @@
-"""Optimal transport between datasets' classes (benchmark/ot_transfer.py).
+"""Optimal transport between datasets' classes (methods/swab/ot_transfer.py).
 
 Toy embeddings with hand-checkable plans: identical class names put the mass on the diagonal,
 a far source dataset gets no mass; the transfers are the spec's formulas; class embeddings go
@@ -13,8 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from benchmark.catalog import DatasetInfo
-from benchmark.ot_transfer import (
+from benchmark.data.catalog import DatasetInfo
+from benchmark.features.embedders import Embedder, TextEmbeddingCache
+from methods.swab.ot_transfer import (
     ClassTransport,
     bridge,
     class_embeddings,
@@ -23,7 +24,6 @@ from benchmark.ot_transfer import (
     similarity,
     transport_plan,
 )
-from benchmark.text import Embedder, TextEmbeddingCache
 
 E = np.eye(3)  # three target classes, mutually orthogonal
 
@@ -31,7 +31,7 @@ E = np.eye(3)  # three target classes, mutually orthogonal
 def test_importing_pot_does_not_import_torch_when_absent():
     import subprocess
 
-    code = ("import sys; import benchmark.ot_transfer as t; t._ot(); "
+    code = ("import sys; import methods.swab.ot_transfer as t; t._ot(); "
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
@@ -151,7 +151,7 @@ class CountingEmbedder(Embedder):
 
 
 def test_class_embeddings_average_templates_and_go_through_the_cache(tmp_path):
-    from benchmark import ot_transfer
+    from methods.swab import ot_transfer
 
     info = DatasetInfo("toy", "toy", "photo", "classification", ("cat", "dog"),
                        ("a photo of a {c}.", "art of a {c}."))

@@ -1,4 +1,4 @@
-"""Custom protocols from TOML files (benchmark/protocol.py: load_protocol_file, get_protocol):
+"""Custom protocols from TOML files (benchmark/core/protocol.py: load_protocol_file, get_protocol):
 validation with one-line errors naming the field, and `run --protocol my.toml` ranking a new
 model whose ground truth comes from a ground-truth pack (written here without torch)."""
 
@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 
 from benchmark.cli import main
-from benchmark.features import FeatureStore
-from benchmark.protocol import (
+from benchmark.core.protocol import (
     DEFAULT_SEEDS,
     PROTOCOLS,
     ProtocolFileError,
     get_protocol,
     load_protocol_file,
 )
+from benchmark.features.store import FeatureStore
 
 PUBLISHED = ["ViT-B-32:laion2b_e16", "RN50:openai", "ViT-B-16:openai"]
 NEW = "my-arch:my-weights"

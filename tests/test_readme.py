@@ -6,8 +6,8 @@ import re
 import sys
 from pathlib import Path
 
-from benchmark.check import check_selector
 from benchmark.cli import main
+from benchmark.core.check import check_selector
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

@@ -1,5 +1,5 @@
-"""Tests of ``benchmark sweep`` and ``benchmark sample-efficiency`` (benchmark/sweep.py,
-benchmark/sample_efficiency.py): grid syntax, aggregation against a direct harness run, the
+"""Tests of ``benchmark sweep`` and ``benchmark sample-efficiency`` (benchmark/studies/sweep.py,
+benchmark/studies/sample_efficiency.py): grid syntax, aggregation against a direct harness run, the
 files written (atomically), and the command lines on the mock universe."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.check import mock_universe
 from benchmark.cli import main
-from benchmark.features import FeatureStore
-from benchmark.harness import Harness, MethodRun, resolve_methods
-from benchmark.providers import LoadContext, get_kind
-from benchmark.sample_efficiency import points as se_points
-from benchmark.sweep import (
+from benchmark.core.check import mock_universe
+from benchmark.core.harness import Harness, MethodRun, resolve_methods
+from benchmark.features.kinds import LoadContext, get_kind
+from benchmark.features.store import FeatureStore
+from benchmark.studies.sample_efficiency import points as se_points
+from benchmark.studies.sweep import (
     check_param_names,
     grid_points,
     parse_fixed,
@@ -212,8 +212,8 @@ def test_sample_efficiency_command(tmp_path, capsys) -> None:
 
 @pytest.fixture(scope="module")
 def lovm():
-    from benchmark.data import DataLayer, UpstreamError
-    from benchmark.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
+    from benchmark.data.upstream import DataLayer, UpstreamError
 
     try:
         get_protocol("lovm").load(DataLayer(online=False))
@@ -223,7 +223,7 @@ def lovm():
 
 
 def test_sweep_on_random_packs_of_a_real_protocol(tmp_path, capsys, lovm) -> None:
-    from benchmark.features import Extractor
+    from benchmark.features.store import Extractor
 
     models = list(lovm.zoo[:3])
     store = FeatureStore(tmp_path / "features")

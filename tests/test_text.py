@@ -1,4 +1,4 @@
-"""Text embeddings (benchmark.text): embedders, the on-disk cache, the OpenAI path.
+"""Text embeddings (benchmark.features.embedders): embedders, the on-disk cache, the OpenAI path.
 
 The OpenAI tests run the real ``openai`` client against a local HTTP server started here
 (``base_url``), never a mock object. The MiniLM tests load the real model, offline, from the
@@ -19,8 +19,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from benchmark import text as T
-from benchmark.text import (
+from benchmark.features import embedders as T
+from benchmark.features.embedders import (
     Embedder,
     TextEmbeddingCache,
     TextEmbeddingError,
@@ -76,7 +76,7 @@ TEXTS = ["a photo of a dog", "a tax form", "a red car", "a bird", "the sea", "a 
 # -- interface, registry ---------------------------------------------------------------------
 def test_import_does_not_load_heavy_libraries():
     code = (
-        "import benchmark.text, sys; "
+        "import benchmark.features.embedders, sys; "
         "heavy = [m for m in ('torch', 'sentence_transformers', 'transformers', 'openai') "
         "if m in sys.modules]; assert not heavy, heavy"
     )
@@ -396,7 +396,7 @@ def test_openai_cost_is_printed_before_the_first_request(api, monkeypatch, caplo
     monkeypatch.setattr(sys, "stderr", Recorder())
     monkeypatch.setitem(sys.modules, "tiktoken", None)  # force the documented chars/4 estimate
     texts = ["abcd" * 10, "abc"]  # ceil(40/4) + ceil(3/4) = 11 tokens
-    with caplog.at_level("INFO", logger="benchmark.text"):
+    with caplog.at_level("INFO", logger="benchmark.features.embedders"):
         openai_embedder().embed(texts)
     cost_lines = [(s, seen) for s, seen in written if "$0.13/1M tokens" in s]
     assert len(cost_lines) == 1

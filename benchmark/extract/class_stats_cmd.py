@@ -2,9 +2,9 @@
 
 For every (model, dataset) -- the protocol's zoo and targets, or ``--models`` / ``--datasets``
 -- one record of the ``class-stats`` pack of the model (arrays and their definitions:
-:mod:`benchmark.classstats_kind`), from
+:mod:`benchmark.features.class_stats`), from
 
-- a fixed sample of ``--images-per-dataset`` test images (:func:`benchmark.loaders.
+- a fixed sample of ``--images-per-dataset`` test images (:func:`benchmark.extract.loaders.
   sample_indices` with ``--seed``, the same images for every model; ``0`` = all, as SWAB),
   preprocessed with the model's own eval transform and encoded by its image tower:
   per-class zero-shot top-1 accuracy (the zero-shot weights below), per-class mean image
@@ -60,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def make_extractor(args: argparse.Namespace):
     """The pack identity: everything that changes the numbers (not device or batch sizes)."""
-    from benchmark.features import Extractor
+    from benchmark.features.store import Extractor
 
     return Extractor(KIND, EXTRACTOR_VERSION, {
         "images_per_dataset": int(args.images_per_dataset),
@@ -182,8 +182,8 @@ def image_features(loaded, dataset, indices, mapping, n_classes: int, batch_size
 
 def class_stats_for(loaded, dataset, indices, info, captions, *, batch_size: int,
                     text_batch_size: int, device: str, progress: bool):
-    """``(arrays, meta)`` of one record (:func:`benchmark.classstats_kind.make_arrays`)."""
-    from benchmark.classstats_kind import make_arrays
+    """``(arrays, meta)`` of one record (:func:`benchmark.features.class_stats.make_arrays`)."""
+    from benchmark.features.class_stats import make_arrays
 
     text = text_stats(loaded, info, captions, text_batch_size, device)
     mapping = label_map(dataset.classes if dataset.source.startswith("folder:") else None,
@@ -211,7 +211,7 @@ class ClassStatsJob(units.Job):
 
     def dataset(self, name: str):
         """(dataset, sample indices, captions), opened once per process."""
-        from benchmark.cli import CLIError
+        from benchmark.errors import UsageError
         from benchmark.extract.conductance_cmd import open_test_split
 
         key = f"dataset:{name}"
@@ -219,7 +219,7 @@ class ClassStatsJob(units.Job):
             try:
                 captions = self.catalog().captions(name)
             except KeyError as err:
-                raise CLIError(f"{name}: {err.args[0]} (SWAB's captions are needed)") from None
+                raise UsageError(f"{name}: {err.args[0]} (SWAB's captions are needed)") from None
             a = self.args
             ds, indices = open_test_split(a, name, a.images_per_dataset, a.seed)
             self._cache[key] = ds, indices, captions
@@ -238,14 +238,14 @@ class ClassStatsJob(units.Job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.cli import CLIError
-    from benchmark.features import FeatureStore
+    from benchmark.errors import UsageError
+    from benchmark.features.store import FeatureStore
 
     for name in ("batch_size", "text_batch_size"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if args.images_per_dataset < 0:
-        raise CLIError("--images-per-dataset must be >= 0 (0 = all test images)")
+        raise UsageError("--images-per-dataset must be >= 0 (0 = all test images)")
     protocol = units.protocol_of(args, "dcd48")
     models = units.select_models(args, "dcd48")
     datasets = units.select_datasets(args, protocol.datasets)

@@ -1,11 +1,11 @@
 """``python -m benchmark extract conductance``: per-image block-conductance feature packs (DCD).
 
 For every (model, dataset) -- the protocol's zoo and targets, or ``--models`` / ``--datasets`` --
-a fixed sample of ``--images-per-dataset`` test images (:func:`benchmark.loaders.sample_indices`
+a fixed sample of ``--images-per-dataset`` test images (:func:`benchmark.extract.loaders.sample_indices`
 with ``--seed``; the same images for every model) is preprocessed with the model's own eval
 transform, and :func:`benchmark.extract.conductance.block_conductance` gives ``c_m(x)``, one
 value per block of the visual tower (docs/methods/dcd.md, section 1). Each (model, dataset) is
-one record of the ``conductance`` pack of the model (:mod:`benchmark.features`)::
+one record of the ``conductance`` pack of the model (:mod:`benchmark.features.store`)::
 
     values      float32 [n_images, n_blocks]
     meta        image_ids (the sample, in row order), blocks (names), n_images, source, split
@@ -82,7 +82,7 @@ def _defaults() -> tuple[int, str]:
 
 
 def make_extractor(args: argparse.Namespace):
-    from benchmark.features import Extractor
+    from benchmark.features.store import Extractor
 
     n_steps, method = _defaults()
     return Extractor(
@@ -101,17 +101,17 @@ def make_extractor(args: argparse.Namespace):
 
 
 def _check_options(args: argparse.Namespace) -> None:
-    from benchmark.cli import CLIError
+    from benchmark.errors import UsageError
     from benchmark.extract.conductance import path_alphas
 
     for name in ("images_per_dataset", "batch_size", "internal_batch_size"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     n_steps, method = _defaults()
     try:
         path_alphas(args.n_steps if args.n_steps is not None else n_steps, args.method or method)
     except ValueError as err:
-        raise CLIError(f"--n-steps/--method: {err}") from None
+        raise UsageError(f"--n-steps/--method: {err}") from None
 
 
 def extract_one(
@@ -176,7 +176,7 @@ def extract_one(
 def open_test_split(args, dataset: str, n_images: int, seed: int):
     """The test split of ``dataset`` (registry loader, or ``--images-dir``) and the sorted
     indices of its ``n_images``-image sample (0: all)."""
-    from benchmark import loaders
+    from benchmark.extract import loaders
 
     if args.images_dir:
         ds = loaders.open_dataset(dataset, args.images_dir, split="test", backend="folder")
@@ -188,7 +188,7 @@ def open_test_split(args, dataset: str, n_images: int, seed: int):
 def open_all(job: units.Job, names) -> None:
     """Open every dataset with work before loading any model (fail before any work): the
     first unavailable one is the error, naming how many more are unavailable too."""
-    from benchmark import loaders
+    from benchmark.extract import loaders
 
     failed = []
     for d in dict.fromkeys(names):
@@ -222,14 +222,14 @@ class ConductanceJob(units.Job):
         open_all(self, [u.dataset for u in todo])
 
     def load(self, model: str):
-        from benchmark.cli import CLIError
+        from benchmark.errors import UsageError
         from benchmark.extract.blocks import BlockDiscoveryError, find_blocks
 
         loaded = super().load(model)
         try:
             blocks = find_blocks(loaded.model.visual)
         except BlockDiscoveryError as err:
-            raise CLIError(f"{model}: {err}") from err
+            raise UsageError(f"{model}: {err}") from err
         names = [name for name, _ in blocks]
         log.info("%s: %d blocks (%s .. %s) on %s", model, len(names), names[0], names[-1],
                  self.device)
@@ -238,7 +238,7 @@ class ConductanceJob(units.Job):
     def compute(self, state, unit):
         import numpy as np
 
-        from benchmark.cli import CLIError
+        from benchmark.errors import UsageError
 
         loaded, blocks = state
         ds, indices = self.dataset(unit.dataset)
@@ -246,7 +246,7 @@ class ConductanceJob(units.Job):
         values = extract_one(loaded, blocks, ds, indices, dict(self.extractor.params),
                              a.batch_size, a.internal_batch_size, self.device, self.progress)
         if not np.isfinite(values).all():
-            raise CLIError(
+            raise UsageError(
                 f"{unit.model} on {unit.dataset}: non-finite conductance values; nothing "
                 f"written (try a float32 model or a smaller --internal-batch-size)"
             )
@@ -261,7 +261,7 @@ class ConductanceJob(units.Job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.features import FeatureStore
+    from benchmark.features.store import FeatureStore
 
     protocol = units.protocol_of(args, "dcd48")
     models = units.select_models(args, "dcd48")

@@ -14,8 +14,8 @@ One record per (model, dataset) in the ``ground-truth`` pack of the model::
     class_correct  int64 [C]     correctly classified images per class
     meta           n_images, n_classes, n_templates, source, split (+ image_ids if sampled)
 
-Ground-truth source ``packs`` (:func:`benchmark.groundtruth.packs_table`) reads these records;
-a protocol lists it in ``gt_sources`` (e.g. a TOML protocol, ``benchmark/protocol.py``) to rank
+Ground-truth source ``packs`` (:func:`benchmark.data.groundtruth.packs_table`) reads these records;
+a protocol lists it in ``gt_sources`` (e.g. a TOML protocol, ``benchmark/core/protocol.py``) to rank
 the new model next to the published ones. Packs made with ``--random-init`` are refused there
 unless ``--allow-random-init``. Default datasets: the protocol's (``dcd48``) plus ImageNet-1k,
 the side information INB and ModelGPT need.
@@ -58,7 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def make_extractor(args: argparse.Namespace):
     """The pack identity: everything that changes the numbers (not device or batch sizes)."""
-    from benchmark.features import Extractor
+    from benchmark.features.store import Extractor
 
     n = int(args.images_per_dataset)
     return Extractor(KIND, EXTRACTOR_VERSION, {
@@ -124,15 +124,15 @@ class GroundTruthJob(units.Job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.cli import CLIError
-    from benchmark.features import FeatureStore
-    from benchmark.protocol import SIDE_DATASET
+    from benchmark.core.protocol import SIDE_DATASET
+    from benchmark.errors import UsageError
+    from benchmark.features.store import FeatureStore
 
     for name in ("batch_size", "text_batch_size"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1")
     if args.images_per_dataset < 0:
-        raise CLIError("--images-per-dataset must be >= 0 (0 = all test images)")
+        raise UsageError("--images-per-dataset must be >= 0 (0 = all test images)")
     protocol = units.protocol_of(args, DEFAULT_PROTOCOL)
     models = units.select_models(args, DEFAULT_PROTOCOL, strict=False)
     datasets = units.select_datasets(args, [*protocol.datasets, SIDE_DATASET])

@@ -1,11 +1,11 @@
 """``python -m benchmark extract model-labels``: MLL's model labels, one feature pack per model.
 
 For every model (``--models``, default the ``mll`` protocol's zoo): the graph of
-:mod:`benchmark.mll_graph` (built from WordNet once and cached), the node images of
-:func:`benchmark.mll_graph.plan_node_images` (``--images-per-node``, MLL's 75, ``--seed``) drawn
+:mod:`methods.mll.graph` (built from WordNet once and cached), the node images of
+:func:`methods.mll.graph.plan_node_images` (``--images-per-node``, MLL's 75, ``--seed``) drawn
 from the sample datasets (``--samples``, default MLL's five: ImageNet-1k val, ImageNet-V2,
 ImageNet-Sketch, ImageNet-A, ImageNet-R), and the model's own eval transform, tokenizer and
-towers give the records of :mod:`benchmark.modellabels_kind`: the unit text embeddings of the
+towers give the records of :mod:`benchmark.features.model_labels`: the unit text embeddings of the
 node captions (record ``nodes``, written first) and the unit image embeddings of the plan's
 images, one record per sample dataset. Records are written atomically one by one, so an
 interrupted run resumes at the first missing record; a model is loaded only when one of its
@@ -51,7 +51,7 @@ CLIP_BENCHMARK_NAMES = {"imagenetv2": "imagenetv2", "imagenet_sketch": "imagenet
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from benchmark.mll_graph import DEFAULT_IMAGES_PER_NODE, SAMPLE_DATASETS
+    from methods.mll.graph import DEFAULT_IMAGES_PER_NODE, SAMPLE_DATASETS
 
     units.add_common_arguments(p, default_protocol=DEFAULT_PROTOCOL, datasets_help=None)
     p.add_argument("--samples", help="comma-separated sample datasets (default: "
@@ -64,21 +64,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def select_samples(args: argparse.Namespace) -> list[str]:
-    from benchmark.catalog import unknown_message
-    from benchmark.cli import CLIError
-    from benchmark.mll_graph import SAMPLE_DATASETS
+    from benchmark.data.catalog import unknown_message
+    from benchmark.errors import UsageError
+    from methods.mll.graph import SAMPLE_DATASETS
 
     samples = units.csv(args.samples) or list(SAMPLE_DATASETS)
     for s in samples:
         if s not in SAMPLE_DATASETS:
-            raise CLIError(unknown_message("sample dataset", s, list(SAMPLE_DATASETS)))
+            raise UsageError(unknown_message("sample dataset", s, list(SAMPLE_DATASETS)))
     return [s for s in SAMPLE_DATASETS if s in samples]  # canonical order
 
 
 # -- sample datasets -------------------------------------------------------------------------
 def open_sample(sample: str, args: argparse.Namespace):
     """The images of a sample dataset (module docstring), or :class:`LoaderError`."""
-    from benchmark import loaders
+    from benchmark.extract import loaders
 
     if args.images_dir:
         return loaders.open_folder(sample, Path(args.images_dir) / sample / "test", "test")
@@ -113,8 +113,8 @@ def open_sample(sample: str, args: argparse.Namespace):
 
 def image_wnids(ds, sample: str) -> list[str]:
     """The ImageNet wnid of every image of ``ds`` (module docstring)."""
-    from benchmark.loaders import LoaderError
-    from benchmark.mll_graph import SAMPLE_DATASETS, imagenet_wnids
+    from benchmark.extract.loaders import LoaderError
+    from methods.mll.graph import SAMPLE_DATASETS, imagenet_wnids
 
     space = imagenet_wnids(SAMPLE_DATASETS[sample])
     known = set(space)
@@ -145,7 +145,7 @@ def image_wnids(ds, sample: str) -> list[str]:
 
 def open_samples(args, samples: list[str]):
     """Every sample dataset and ``pools[sample][wnid] -> image ids`` (fails before any work)."""
-    from benchmark import loaders
+    from benchmark.extract import loaders
 
     datasets, pools, failed = {}, {}, []
     for s in samples:
@@ -217,7 +217,7 @@ def embed_images(loaded, ds, indices: list[int], batch_size: int, device: str, p
 
 # -- the command -----------------------------------------------------------------------------
 def make_extractor(args, samples, graph, plan):
-    from benchmark.features import Extractor
+    from benchmark.features.store import Extractor
 
     return Extractor(KIND, EXTRACTOR_VERSION, {
         "images_per_node": args.images_per_node, "seed": args.seed, "samples": list(samples),
@@ -244,8 +244,8 @@ class ModelLabelsJob(units.Job):
     def compute(self, state, unit):
         import numpy as np
 
-        from benchmark.cli import CLIError
-        from benchmark.modellabels_kind import NODES, encode_texts
+        from benchmark.errors import UsageError
+        from benchmark.features.model_labels import NODES, encode_texts
 
         loaded, graph, plan, a = state, self.graph, self.plan, self.args
         common = {"plan_digest": plan.digest, "graph_digest": graph.digest}
@@ -272,7 +272,7 @@ class ModelLabelsJob(units.Job):
             meta = {**common, "source": ds.source, "split": ds.split}
         values = [v for v in arrays.values() if v.dtype.kind == "f"]
         if not all(np.isfinite(v).all() for v in values):
-            raise CLIError(f"{unit.model} on {unit.dataset}: non-finite embeddings; nothing "
+            raise UsageError(f"{unit.model} on {unit.dataset}: non-finite embeddings; nothing "
                            f"written")
         return arrays, meta
 
@@ -281,26 +281,26 @@ class ModelLabelsJob(units.Job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.cli import CLIError
+    from benchmark.errors import UsageError
+    from benchmark.extract.loaders import LoaderError
     from benchmark.extract.models import ModelLoadError
-    from benchmark.loaders import LoaderError
-    from benchmark.mll_graph import GraphError, WordNetUnavailableError
+    from methods.mll.graph import GraphError, WordNetUnavailableError
 
     try:
         return _run(args)
     except (ModelLoadError, LoaderError, WordNetUnavailableError, GraphError) as err:
-        raise CLIError(str(err)) from err
+        raise UsageError(str(err)) from err
 
 
 def _run(args: argparse.Namespace) -> int:
-    from benchmark import mll_graph
-    from benchmark.cli import CLIError
-    from benchmark.features import FeatureStore
-    from benchmark.modellabels_kind import NODES
+    from benchmark.errors import UsageError
+    from benchmark.features.model_labels import NODES
+    from benchmark.features.store import FeatureStore
+    from methods.mll import graph as mll_graph
 
     for name in ("images_per_node", "batch_size"):
         if getattr(args, name) < 1:
-            raise CLIError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     models = units.select_models(args, DEFAULT_PROTOCOL)
     samples = select_samples(args)
     graph = mll_graph.semantic_graph()

@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from benchmark.zoo import NON_OPENCLIP
+from benchmark.data.zoo import NON_OPENCLIP
 
 log = logging.getLogger(__name__)
 

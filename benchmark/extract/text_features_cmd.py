@@ -32,7 +32,7 @@ EXTRACTOR_VERSION = "1"
 
 def default_datasets() -> list[str]:
     """Registry datasets with published captions and synonyms, except side-information ones."""
-    from benchmark.catalog import registry
+    from benchmark.data.catalog import registry
 
     return [
         d for d, e in registry().items()
@@ -60,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def extractor_for(args: argparse.Namespace):
     """The pack identity: everything that changes the numbers (not device or batch size)."""
-    from benchmark.features import Extractor
+    from benchmark.features.store import Extractor
 
     return Extractor(
         name="text-features",
@@ -110,9 +110,9 @@ class TextFeaturesJob(units.Job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.cli import CLIError
+    from benchmark.errors import UsageError
     from benchmark.extract.models import ModelLoadError
-    from benchmark.features import FeatureStore
+    from benchmark.features.store import FeatureStore
 
     protocol = units.protocol_of(args, None)
     models = units.select_models(args, None, strict=False)
@@ -122,4 +122,4 @@ def run(args: argparse.Namespace) -> int:
     try:
         return units.drive(args, job, models, datasets, store)
     except ModelLoadError as err:
-        raise CLIError(str(err)) from None
+        raise UsageError(str(err)) from None

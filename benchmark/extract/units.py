@@ -3,7 +3,7 @@
 Every extraction is a list of independent **units** ``Unit(kind, model, dataset)`` -- one
 record of one feature pack (``dataset`` is a dataset id, or a record name such as
 model-labels' ``nodes``). A command (``*_cmd.py``) only says what a unit is: its options, its
-:class:`~benchmark.features.Extractor` (the pack identity), how to load a model and how to
+:class:`~benchmark.features.store.Extractor` (the pack identity), how to load a model and how to
 compute one record (a :class:`Job`). This module does the rest, the same way for every kind:
 
 1. **plan** (:func:`plan_units`): models x datasets -> units; a pack of one of the models made
@@ -13,7 +13,7 @@ compute one record (a :class:`Job`). This module does the rest, the same way for
 2. **run** (:func:`run_units`): the units to do, grouped by model (one model load per group),
    on a backend: ``local`` (this process, in order; the default) or ``ray`` (one Ray task per
    group, ``num_gpus=--gpus-per-task``). The worker that computes a record writes it straight
-   into the :class:`~benchmark.features.FeatureStore` (atomic record, manifest updated under
+   into the :class:`~benchmark.features.store.FeatureStore` (atomic record, manifest updated under
    the pack's ``fcntl`` lock), so finished records survive any later failure; the driver only
    plans, waits and reports. A worker skips a unit whose record another worker (or an earlier
    attempt of its own task) already wrote, so retries and overlapping runs never compute a
@@ -146,7 +146,7 @@ def _plain(x: Any) -> Any:
 
 def check_params(store, kind: str, models: Iterable[str], extractor) -> None:
     """Refuse (one line, before any work) a pack of ``models`` made with other parameters."""
-    from benchmark.cli import CLIError
+    from benchmark.errors import UsageError
 
     wanted = _plain(extractor.as_dict())
     for model in models:
@@ -160,7 +160,7 @@ def check_params(store, kind: str, models: Iterable[str], extractor) -> None:
         diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         if have["version"] != wanted["version"]:
             diff.append("version")
-        raise CLIError(
+        raise UsageError(
             f"the {kind} pack of {model} in {store.pack_dir(kind, model)} was made with other "
             f"{', '.join(diff)}: {({k: old.get(k) for k in diff if k in old})} (version "
             f"{have['version']}), not {({k: new.get(k) for k in diff if k in new})} (version "
@@ -171,7 +171,7 @@ def check_params(store, kind: str, models: Iterable[str], extractor) -> None:
 
 def is_present(store, unit: Unit) -> bool:
     """The unit's record is listed in its manifest and reads back with a valid checksum."""
-    from benchmark.features import FeaturePackError
+    from benchmark.features.store import FeaturePackError
 
     if unit.dataset not in store.datasets(unit.kind, unit.model):
         return False
@@ -193,7 +193,7 @@ def plan_units(
 ) -> UnitPlan:
     """The units of ``models x datasets`` (this shard's), and those still to do.
 
-    Other extractor parameters in an existing pack of any of ``models``: :class:`CLIError`
+    Other extractor parameters in an existing pack of any of ``models``: :class:`UsageError`
     before any work. The shard is cut from the full unit list, before looking at the store.
     """
     check_params(store, kind, models, extractor)
@@ -240,10 +240,10 @@ class Job:
     def catalog(self):
         """The dataset catalog (through the data layer of ``args``), built once per process."""
         if "catalog" not in self._cache:
-            from benchmark.catalog import Catalog
-            from benchmark.cli import _data_layer
+            from benchmark.cli.common import data_layer
+            from benchmark.data.catalog import Catalog
 
-            self._cache["catalog"] = Catalog(_data_layer(self.args))
+            self._cache["catalog"] = Catalog(data_layer(self.args))
         return self._cache["catalog"]
 
     def prepare(self, units: Sequence[Unit]) -> None:
@@ -269,7 +269,7 @@ class Job:
 def execute_group(job: Job, group: Sequence[Unit],
                   on_unit: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Compute and write the records of one model group (the model loaded once, if needed)."""
-    from benchmark.features import FeatureStore
+    from benchmark.features.store import FeatureStore
 
     store = FeatureStore(job.store_root)
     out: list[Outcome] = []
@@ -350,9 +350,9 @@ def ray_init(address: str | None = None, num_cpus: int | None = None) -> bool:
     try:
         import ray
     except ImportError:
-        from benchmark.cli import CLIError
+        from benchmark.errors import UsageError
 
-        raise CLIError("--backend ray needs Ray: pip install 'vlmbench[scale]'") from None
+        raise UsageError("--backend ray needs Ray: pip install 'vlmbench[scale]'") from None
     if ray.is_initialized():
         return False
     env = {k: v for k, v in os.environ.items() if k.startswith(FORWARDED_ENV_PREFIXES)}
@@ -386,7 +386,7 @@ def _run_ray(units, job: Job, bar, units_per_task: int, address: str | None,
 
     import ray
 
-    from benchmark.features import FeatureStore
+    from benchmark.features.store import FeatureStore
 
     started = ray_init(address)
     try:
@@ -428,7 +428,7 @@ def add_common_arguments(
     images: bool = True,
 ) -> None:
     """Options every extract command shares (selection, store, model loading, execution)."""
-    from benchmark.cli import _add_data_options
+    from benchmark.cli.common import add_data_options
 
     g = p.add_argument_group("what to extract")
     g.add_argument("--protocol", help="zoo and datasets to extract: a protocol name or a "
@@ -457,7 +457,7 @@ def add_common_arguments(
                        help="let the dataset loaders download missing datasets into --data-dir")
     g.add_argument("--features-dir", help="feature pack directory (default "
                    "$VLMBENCH_FEATURES or ~/.cache/vlmbench/features)")
-    _add_data_options(g)
+    add_data_options(g)
     g = p.add_argument_group("execution (docs/slurm.md, README 'Scaling out')")
     g.add_argument("--backend", choices=BACKENDS, default="local",
                    help="local: this process (default); ray: one Ray task per model group")
@@ -516,7 +516,7 @@ def resolve_device(device: str | None) -> str:
 
 def code_version() -> str:
     from benchmark import __version__
-    from benchmark.results import git_commit
+    from benchmark.core.results import git_commit
 
     git = git_commit()
     if not git.get("commit"):
@@ -526,7 +526,7 @@ def code_version() -> str:
 
 def not_extractable(model: str) -> str | None:
     """Why ``model`` cannot be extracted here, or None."""
-    from benchmark.zoo import NON_OPENCLIP
+    from benchmark.data.zoo import NON_OPENCLIP
 
     arch = model.partition(":")[0]
     if model in NON_OPENCLIP or arch in {m.partition(":")[0] for m in NON_OPENCLIP}:
@@ -538,7 +538,7 @@ def not_extractable(model: str) -> str | None:
 
 
 def protocol_of(args: argparse.Namespace, default: str | None):
-    from benchmark.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
 
     name = getattr(args, "protocol", None) or default
     return get_protocol(name) if name else None
@@ -552,23 +552,23 @@ def select_models(args: argparse.Namespace, default_protocol: str | None,
     "did you mean"); otherwise any ``ARCH:pretrained`` whose architecture open_clip knows
     (after ``--model-config``) -- for new models.
     """
-    from benchmark.catalog import unknown_message
-    from benchmark.cli import CLIError
-    from benchmark.protocol import PROTOCOLS
+    from benchmark.core.protocol import PROTOCOLS
+    from benchmark.data.catalog import unknown_message
+    from benchmark.errors import UsageError
 
     protocol = protocol_of(args, default_protocol)
     models = csv(args.models) or (list(protocol.zoo) if protocol else [])
     if not models:
-        raise CLIError("--models is empty (e.g. --models ViT-B-32:laion2b_s34b_b79k)")
+        raise UsageError("--models is empty (e.g. --models ViT-B-32:laion2b_s34b_b79k)")
     if strict:
         known = list(dict.fromkeys(m for p in PROTOCOLS.values() for m in p.zoo))
         known += [m for m in (protocol.zoo if protocol else ()) if m not in set(known)]
         for m in models:
             if m not in known:
-                raise CLIError(unknown_message("model", m, known))
+                raise UsageError(unknown_message("model", m, known))
     skipped = [(m, why) for m in models if (why := not_extractable(m))]
     if skipped and not args.skip_unextractable:
-        raise CLIError(
+        raise UsageError(
             f"{len(skipped)} model(s) not extractable (not open_clip models; no loader exists): "
             f"{', '.join(m for m, _ in skipped)}; pass --skip-unextractable to extract the others"
         )
@@ -583,8 +583,8 @@ def select_models(args: argparse.Namespace, default_protocol: str | None,
 def _check_architectures(args: argparse.Namespace, models: list[str]) -> None:
     import open_clip
 
-    from benchmark.catalog import unknown_message
-    from benchmark.cli import CLIError
+    from benchmark.data.catalog import unknown_message
+    from benchmark.errors import UsageError
     from benchmark.extract.models import split_id
 
     register_model_configs(getattr(args, "model_config", None))
@@ -592,13 +592,13 @@ def _check_architectures(args: argparse.Namespace, models: list[str]) -> None:
     for m in models:
         arch, _ = split_id(m)
         if arch not in archs:
-            raise CLIError(unknown_message("open_clip architecture", arch, archs)
+            raise UsageError(unknown_message("open_clip architecture", arch, archs)
                            + "; register a config with --model-config")
 
 
 def select_datasets(args: argparse.Namespace, default: Sequence[str]) -> list[str]:
     """``--datasets`` or ``default``; unknown ids: one line with "did you mean"."""
-    from benchmark.catalog import entry
+    from benchmark.data.catalog import entry
 
     datasets = csv(getattr(args, "datasets", None)) or list(default)
     for d in datasets:
@@ -620,19 +620,19 @@ def gpus_per_task(args: argparse.Namespace) -> float:
 
 def check_execution_options(args: argparse.Namespace) -> tuple[int, int] | None:
     """Validate --shard / --units-per-task / --device (local); the parsed shard."""
-    from benchmark.cli import CLIError
+    from benchmark.errors import UsageError
 
     try:
         spec = parse_shard(args.shard) if args.shard else None
     except ValueError as err:
-        raise CLIError(str(err)) from None
+        raise UsageError(str(err)) from None
     if args.units_per_task < 0:
-        raise CLIError("--units-per-task must be >= 0")
+        raise UsageError("--units-per-task must be >= 0")
     if args.backend == "local" and (args.device or "").startswith("cuda"):
         import torch
 
         if not torch.cuda.is_available():
-            raise CLIError(f"--device {args.device}: torch {torch.__version__} sees no CUDA "
+            raise UsageError(f"--device {args.device}: torch {torch.__version__} sees no CUDA "
                            f"device")
     return spec
 

@@ -15,7 +15,7 @@ Templates and class names are LOVM's (``datasets/registry.toml``), the split is 
 
 Why not import ``clip_benchmark`` itself: its wheel pulls ``pycocoevalcap`` (a 104 MB wheel),
 ``pycocotools`` and ``webdataset`` for these ~40 lines; installing it also switches
-:mod:`benchmark.loaders` to clip_benchmark's dataset builders wherever it is importable, which
+:mod:`benchmark.extract.loaders` to clip_benchmark's dataset builders wherever it is importable, which
 would change what the loader tests exercise in CI. Its ``accuracy`` also fails under numpy >=
 2.3 (``float()`` of a one-element array), its ``zero_shot_classifier`` formats templates with
 ``str.format`` and always shows a progress bar per class. So the same three

@@ -23,7 +23,7 @@ open_clip = pytest.importorskip("open_clip")
 from benchmark.cli import main  # noqa: E402
 from benchmark.extract import models  # noqa: E402
 from benchmark.extract.class_stats_cmd import label_map  # noqa: E402
-from benchmark.features import FeaturePackError, FeatureStore  # noqa: E402
+from benchmark.features.store import FeaturePackError, FeatureStore  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -50,7 +50,7 @@ def folder_names(dataset: str, classnames) -> list[str]:
 
 @pytest.fixture(scope="module")
 def catalog(data):
-    from benchmark.catalog import Catalog
+    from benchmark.data.catalog import Catalog
 
     return Catalog(data)
 
@@ -117,8 +117,8 @@ def test_label_map_rules():
 
 
 def test_records_match_a_direct_computation(packs, images_dir, catalog):
-    from benchmark.classstats_kind import check_record
     from benchmark.extract.text_features import encode_texts, zero_shot_weights
+    from benchmark.features.class_stats import check_record
 
     m = packs.manifest(KIND, MODELS[0])
     assert m["extractor"]["params"]["random_init"] is True
@@ -183,8 +183,8 @@ def test_rerun_resumes_and_refuses_other_parameters(images_dir, tmp_path, loads,
 
 
 def test_swab_full_runs_on_the_packs(packs, data):
-    from benchmark.harness import Harness, MissingFeaturesError, resolve_methods
-    from benchmark.protocol import get_protocol
+    from benchmark.core.harness import Harness, MissingFeaturesError, resolve_methods
+    from benchmark.core.protocol import get_protocol
 
     p = get_protocol("lovm").with_options(zoo=MODELS, datasets=DATASETS, seeds=(0,))
     runs = resolve_methods(["swab-full", "swab-c", "swab-m"])

@@ -16,7 +16,7 @@ open_clip = pytest.importorskip("open_clip")
 from benchmark.cli import main  # noqa: E402
 from benchmark.extract import conductance, models  # noqa: E402
 from benchmark.extract.blocks import find_blocks  # noqa: E402
-from benchmark.features import FeaturePackError, FeatureStore  # noqa: E402
+from benchmark.features.store import FeaturePackError, FeatureStore  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -197,7 +197,7 @@ def test_corrupted_or_unlisted_records_are_recomputed(cli, loads):
 
 
 def test_random_init_packs_are_refused_by_the_harness_loader(cli, loads):
-    from benchmark.providers import LoadContext, load_packs
+    from benchmark.features.kinds import LoadContext, load_packs
 
     assert cli("--random-init", models=MODELS[:1]) == 0
     ctx = LoadContext(data=None, store=cli.store)

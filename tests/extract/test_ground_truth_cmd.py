@@ -22,7 +22,7 @@ torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
 from benchmark.cli import main  # noqa: E402
-from benchmark.features import FeaturePackError, FeatureStore  # noqa: E402
+from benchmark.features.store import FeaturePackError, FeatureStore  # noqa: E402
 
 pytestmark = pytest.mark.torch
 
@@ -111,7 +111,7 @@ def colour_model(catalog):
 
 
 def test_hand_built_two_class_model_gives_the_known_accuracy(colour_images, catalog):
-    from benchmark import loaders
+    from benchmark.extract import loaders
     from benchmark.extract.ground_truth_cmd import zero_shot_accuracy
 
     ds = loaders.open_dataset("pcam", colour_images, split="test", backend="folder")
@@ -175,7 +175,7 @@ def test_matches_clip_benchmark_when_importable(tmp_path, catalog):
                                       list(info.templates), "cpu", amp=False)
     np.testing.assert_allclose(ours, theirs.T.numpy(), atol=1e-6)
 
-    from benchmark import loaders
+    from benchmark.extract import loaders
     from benchmark.extract.models import LoadedModel
 
     ds = loaders.open_dataset("stl10", make_images(tmp_path / "i", {"stl10": 10}, 3),
@@ -195,7 +195,7 @@ def test_matches_clip_benchmark_when_importable(tmp_path, catalog):
 
 # -- the packs source and a custom protocol ------------------------------------------------
 def test_custom_protocol_ranks_the_new_model_from_its_pack(tmp_path, data, capsys):
-    from benchmark.groundtruth import assemble
+    from benchmark.data.groundtruth import assemble
 
     config = tiny_config(tmp_path)
     datasets = ["pcam", "renderedsst2", "mnist"]

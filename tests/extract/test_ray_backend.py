@@ -19,7 +19,7 @@ pytest.importorskip("open_clip")
 from benchmark.cli import build_parser, main  # noqa: E402
 from benchmark.extract import units  # noqa: E402
 from benchmark.extract.ground_truth_cmd import GroundTruthJob, make_extractor  # noqa: E402
-from benchmark.features import FeatureStore  # noqa: E402
+from benchmark.features.store import FeatureStore  # noqa: E402
 from tests.extract.test_ground_truth_cmd import gt_argv, make_images, tiny_config  # noqa: E402
 
 pytestmark = [pytest.mark.ray, pytest.mark.torch, pytest.mark.slow]

@@ -15,9 +15,9 @@ import json
 import numpy as np
 import pytest
 
-from benchmark.catalog import DatasetInfo
-from benchmark.features import FeatureStore
-from benchmark.textfeatures_kind import FEATURE_COLUMNS, KIND
+from benchmark.data.catalog import DatasetInfo
+from benchmark.features.store import FeatureStore
+from benchmark.features.text_features import FEATURE_COLUMNS, KIND
 
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
@@ -155,10 +155,10 @@ def tiny_factory(monkeypatch):
 
 
 def test_pack_is_read_by_the_harness(tmp_path, tiny_factory, data) -> None:
-    from benchmark.features import FeaturePackError
-    from benchmark.harness import Harness, resolve_methods
-    from benchmark.protocol import get_protocol
-    from benchmark.zoo import LOVM_35
+    from benchmark.core.harness import Harness, resolve_methods
+    from benchmark.core.protocol import get_protocol
+    from benchmark.data.zoo import LOVM_35
+    from benchmark.features.store import FeaturePackError
 
     datasets = ("pcam", "renderedsst2", "mnist")
     rc = run_cli("--models", "RN50:cc12m", "--datasets", ",".join(datasets), "--random-init",

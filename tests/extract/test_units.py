@@ -18,7 +18,7 @@ import pytest
 
 from benchmark.extract import units
 from benchmark.extract.units import Job, Unit, execute_group, make_units, plan_units, shard
-from benchmark.features import Extractor, FeatureStore
+from benchmark.features.store import Extractor, FeatureStore
 
 MODELS = [f"M{i}:w" for i in range(7)]
 DATASETS = [f"d{j}" for j in range(5)]
@@ -137,12 +137,12 @@ def test_plan_skips_present_and_recomputes_corrupted_records(tmp_path):
 
 
 def test_plan_refuses_other_parameters_before_any_work(tmp_path):
-    from benchmark.cli import CLIError
+    from benchmark.errors import UsageError
 
     store = FeatureStore(tmp_path)
     execute_group(CountingJob(tmp_path, seed=0), make_units("toy", ["A:x"], ["d0"]))
     other = CountingJob(tmp_path, seed=1)
-    with pytest.raises(CLIError, match=r"was made with other seed: \{'seed': 0\}"):
+    with pytest.raises(UsageError, match=r"was made with other seed: \{'seed': 0\}"):
         plan_units("toy", ["B:x", "A:x"], ["d0", "d1"], store, other.extractor)
     assert other.loads == [] and store.datasets("toy", "B:x") == []
 

@@ -18,14 +18,14 @@ from hypothesis import strategies as st
 from scipy.optimize import minimize
 
 import methods
-from benchmark.catalog import DatasetInfo
-from benchmark.check import check_selector, mock_universe
-from benchmark.features import Extractor, FeaturePackError, FeatureStore
-from benchmark.groundtruth import COLUMNS, GroundTruth
-from benchmark.harness import Harness, MethodRun, MissingFeaturesError, resolve_methods
-from benchmark.metrics import MetricConfig
-from benchmark.protocol import Protocol, ProtocolData
-from benchmark.providers import LoadContext, get_kind
+from benchmark.core.check import check_selector, mock_universe
+from benchmark.core.harness import Harness, MethodRun, MissingFeaturesError, resolve_methods
+from benchmark.core.metrics import MetricConfig
+from benchmark.core.protocol import Protocol, ProtocolData
+from benchmark.data.catalog import DatasetInfo
+from benchmark.data.groundtruth import COLUMNS, GroundTruth
+from benchmark.features.kinds import LoadContext, get_kind
+from benchmark.features.store import Extractor, FeaturePackError, FeatureStore
 from methods.dcd import (
     DCDSelector,
     cosine_distance,
@@ -502,8 +502,8 @@ def test_missing_pack(tmp_path, mock_harness) -> None:
 
 @pytest.fixture(scope="module")
 def upstream() -> None:
-    from benchmark.data import DataLayer, UpstreamError
-    from benchmark.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
+    from benchmark.data.upstream import DataLayer, UpstreamError
 
     try:
         for name in ("lovm", "dcd48"):
@@ -514,7 +514,7 @@ def upstream() -> None:
 
 def test_run_without_packs_fails_fast_with_extract_commands(tmp_path, capsys, upstream) -> None:
     from benchmark.cli import main
-    from benchmark.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
 
     empty = tmp_path / "features"
     empty.mkdir()
@@ -533,9 +533,9 @@ def test_run_without_packs_fails_fast_with_extract_commands(tmp_path, capsys, up
 
 
 def test_skip_unavailable_runs_the_others_and_leaderboard_says_why(tmp_path, upstream) -> None:
-    from benchmark import leaderboard
     from benchmark.cli import main
-    from benchmark.results import read
+    from benchmark.core.results import read
+    from benchmark.report import leaderboard
 
     empty = tmp_path / "features"
     empty.mkdir()

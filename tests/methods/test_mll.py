@@ -1,4 +1,4 @@
-"""MLL (methods/mll.py): every equation on a hand-computed toy graph (3 nodes, 2 models,
+"""MLL (methods/mll/selector.py): every equation on a hand-computed toy graph (3 nodes, 2 models,
 2 classes), the compact Eq. 5 against the brute-force one, the selector through the harness,
 and the target captions."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.features import FeaturePackError, Record
-from benchmark.modellabels_kind import (
+from benchmark.features.embedders import Embedder
+from benchmark.features.model_labels import (
     KIND,
     decode_texts,
     encode_texts,
@@ -17,9 +17,9 @@ from benchmark.modellabels_kind import (
     split_captions,
     target_captions,
 )
-from benchmark.text import Embedder
-from methods import mll
-from methods.mll import (
+from benchmark.features.store import FeaturePackError, Record
+from methods.mll import selector as mll
+from methods.mll.selector import (
     MLL,
     class_embeddings,
     class_scores,
@@ -214,8 +214,8 @@ def toy_records(dataset="toy"):
 
 class _Target:
     def __init__(self, records, dataset="toy"):
-        from benchmark.catalog import DatasetInfo
-        from benchmark.views import FeatureView
+        from benchmark.core.views import FeatureView
+        from benchmark.data.catalog import DatasetInfo
 
         self.dataset = DatasetInfo(dataset, dataset, "d", "t", ("y0", "y1"), ("{c}",))
         self.candidates = tuple(records)
@@ -252,7 +252,7 @@ def test_bad_parameters_are_refused_at_fit(params):
 
 
 def test_mock_labels_have_the_real_structure():
-    from benchmark.modellabels_kind import check_arrays
+    from benchmark.features.model_labels import check_arrays
 
     arrays, meta = mock_labels(np.random.default_rng(0), dim=6)
     check_arrays(arrays, "mock")
@@ -260,7 +260,7 @@ def test_mock_labels_have_the_real_structure():
 
 
 def test_conformance_check_passes():
-    from benchmark.check import check_selector
+    from benchmark.core.check import check_selector
 
     failures = [r for r in check_selector("mll") if not r.passed]
     assert not failures, failures

@@ -1,4 +1,4 @@
-"""ModelGPT (methods/modelgpt.py) and its feature kind (benchmark/textfeatures_kind.py).
+"""ModelGPT (methods/modelgpt.py) and its feature kind (benchmark/features/text_features.py).
 
 - known-answer regressions on hand-made universes (coefficients recovered exactly);
 - leakage: the published CSV's accuracy columns never reach a record or a score;
@@ -17,14 +17,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.catalog import DatasetInfo
-from benchmark.features import Extractor, FeaturePackError, FeatureStore
-from benchmark.groundtruth import COLUMNS, GroundTruth
-from benchmark.harness import Harness, resolve_methods
-from benchmark.metrics import MetricConfig
-from benchmark.protocol import SIDE_DATASET, Protocol, ProtocolData
-from benchmark.providers import LoadContext, get_kind
-from benchmark.textfeatures_kind import (
+from benchmark.core.harness import Harness, resolve_methods
+from benchmark.core.metrics import MetricConfig
+from benchmark.core.protocol import SIDE_DATASET, Protocol, ProtocolData
+from benchmark.data.catalog import DatasetInfo
+from benchmark.data.groundtruth import COLUMNS, GroundTruth
+from benchmark.features.kinds import LoadContext, get_kind
+from benchmark.features.store import Extractor, FeaturePackError, FeatureStore
+from benchmark.features.text_features import (
     FEATURE_COLUMNS,
     KIND,
     LOVM_FEATURES,
@@ -149,7 +149,7 @@ def test_feature_groups_and_errors() -> None:
 
 def test_grid_search_inside_fit_conforms() -> None:
     # tuning by cross-validation over the source datasets only: leakage check included
-    from benchmark.check import check_selector
+    from benchmark.core.check import check_selector
 
     params = {"regressor": "lasso", "standardize": True, "grid_search": True}
     failed = [r for r in check_selector(ModelGPT, params) if not r.passed]
@@ -165,7 +165,7 @@ def test_huber_recovers_a_noise_free_linear_answer() -> None:
 
 @pytest.mark.parametrize("name", MODELGPT_VARIANTS)
 def test_registered_variants_pass_conformance(name: str) -> None:
-    from benchmark.check import check_selector
+    from benchmark.core.check import check_selector
 
     failed = [r for r in check_selector(name) if not r.passed]
     assert not failed, failed
@@ -213,7 +213,7 @@ def test_published_accuracy_columns_never_reach_records_nor_scores(lovm_csv, dat
         def read_text(self, key):
             return garbage if key == LOVM_FEATURES else data.read_text(key)
 
-    from benchmark.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
 
     p = get_protocol("lovm").with_options(seeds=(0,), datasets=("cars", "dtd", "pets"))
     runs = resolve_methods(["modelgpt"])
@@ -314,7 +314,7 @@ LOVM_ALL = ["text-f1", "text-acc1", "intraclass_sim", "inter_close", "intra_clos
     ],
 )
 def test_reproduces_lovm_code_outputs(with_imagenet, expected, data, lovm_csv) -> None:
-    from benchmark.protocol import LOVM_DATASETS, get_protocol
+    from benchmark.core.protocol import LOVM_DATASETS, get_protocol
 
     p = get_protocol("lovm").with_options(
         seeds=(0,), metrics=MetricConfig(ks=(5,), tau_variant="lovm"))

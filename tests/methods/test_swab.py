@@ -1,4 +1,4 @@
-"""SWAB variants (methods/swab.py): formulas on hand-made cases, the composition with ModelGPT,
+"""SWAB variants (methods/swab/selectors.py): formulas on hand-made cases, the composition with ModelGPT,
 the fallback, conformance of every registered variant, and swab-text end to end on LOVM.
 
 Unit tests use a word-lookup embedder (no model); only the end-to-end test loads MiniLM.
@@ -12,14 +12,14 @@ import pytest
 from scipy.stats import rankdata
 
 import methods
-from benchmark.check import check_selector, mock_universe
-from benchmark.classstats_kind import gap_vectors, make_arrays, mock_record
-from benchmark.features import FeatureStore, Record
-from benchmark.harness import Harness, MethodRun, resolve_methods
-from benchmark.providers import LoadContext, get_kind
-from benchmark.text import Embedder
+from benchmark.core.check import check_selector, mock_universe
+from benchmark.core.harness import Harness, MethodRun, resolve_methods
+from benchmark.features.class_stats import gap_vectors, make_arrays, mock_record
+from benchmark.features.embedders import Embedder
+from benchmark.features.kinds import LoadContext, get_kind
+from benchmark.features.store import FeatureStore, Record
 from methods.modelgpt import ModelGPT
-from methods.swab import (
+from methods.swab.selectors import (
     SWAB,
     RankTransfer,
     SWABText,
@@ -30,7 +30,7 @@ from methods.swab import (
     split_features,
 )
 
-SWAB_VARIANTS = sorted(n for n, s in methods.REGISTRY.items() if s.target.startswith("methods.swab:"))
+SWAB_VARIANTS = sorted(n for n, s in methods.REGISTRY.items() if s.target.startswith("methods.swab.selectors:"))
 WORDS = ["cat", "dog", "car", "tree", "boat", "house", "bird", "plane", "apple", "chair"]
 
 
@@ -210,7 +210,7 @@ def test_class_level_ranking2_transports_class_accuracy_ranks(mock_h):
 
 
 def test_target_gaps_are_transported_from_the_sources(mock_h, monkeypatch):
-    import methods.swab as swab
+    import methods.swab.selectors as swab
 
     calls = []
 
@@ -276,8 +276,8 @@ def test_conformance(name):
 
 def test_swab_text_end_to_end_on_lovm(data):
     """Real MiniLM on LOVM's class names, LOVM's published features, 6 models x 6 datasets."""
-    from benchmark.protocol import get_protocol
-    from benchmark.zoo import LOVM_35
+    from benchmark.core.protocol import get_protocol
+    from benchmark.data.zoo import LOVM_35
 
     datasets = ("stl10", "voc2007", "pets", "mnist", "svhn", "eurosat")
     p = get_protocol("lovm").with_options(zoo=LOVM_35[:6], datasets=datasets, seeds=(0,))
@@ -293,7 +293,7 @@ def test_swab_text_end_to_end_on_lovm(data):
         swab_order = rankdata(-p_t["swab-text"])
         expected = borda([p_t["modelgpt"], p_t["swab-ot-text"]], [0.5, 0.5])
         np.testing.assert_allclose(swab_order, rankdata(-expected))
-    from benchmark.text import TextEmbeddingCache, get_embedder
+    from benchmark.features.embedders import TextEmbeddingCache, get_embedder
 
     labels = {e["label"] for e in
               TextEmbeddingCache().manifest(get_embedder("minilm"))["entries"].values()}

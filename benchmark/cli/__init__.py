@@ -1,0 +1,67 @@
+"""Command line: one module per command, each a thin layer over the library.
+
+    python -m benchmark run --methods inb,avgrank,random [--protocol dcd48] [--seeds 10]
+    python -m benchmark list methods|protocols|models|datasets|features|embedders
+    python -m benchmark leaderboard [--rerun] [--check]
+    python -m benchmark check methods.inb:ImageNetBaseline
+    python -m benchmark data verify|pull
+    python -m benchmark extract <kind> ...
+
+Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` and is listed
+in :data:`COMMANDS`; it is imported when the parser is built, so it keeps heavy imports (torch)
+inside ``run``. Shared helpers live in :mod:`benchmark.cli.common`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+# name -> (module, help), in the order ``--help`` lists them
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("benchmark.cli.run", "run methods on a protocol (leave-one-dataset-out)"),
+    "list": ("benchmark.cli.listing", "list methods, protocols, models, datasets, features"),
+    "check": ("benchmark.cli.check", "conformance checks of selectors (names or module:Class)"),
+    "data": ("benchmark.cli.data", "upstream files: verify checksums or pull them"),
+    "leaderboard": ("benchmark.cli.leaderboard", "regenerate leaderboard/*.md from results"),
+    "extract": ("benchmark.cli.extract", "extraction stage (needs the [extract] extra: torch)"),
+    "sweep": ("benchmark.cli.sweep", "a method's metrics over a grid of its parameters (+ heatmap)"),
+    "sample-efficiency": ("benchmark.cli.sample_efficiency",
+                          "metrics vs number of images (+ plot)"),
+    "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark",
+                                     description=__doc__.split("\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(module)
+        p = sub.add_parser(name, help=help_text)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark.cli.common import one_line_errors
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except one_line_errors() as err:
+        if args.verbose:
+            raise
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"error: {msg}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

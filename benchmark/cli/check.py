@@ -1,0 +1,21 @@
+"""``python -m benchmark check SELECTOR...``: conformance checks of selectors."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("selectors", nargs="+")
+
+
+def run(args) -> int:
+    from benchmark.core.check import check_selector
+
+    failed = 0
+    for target in args.selectors:
+        for r in check_selector(target):
+            mark = "PASS" if r.passed else "FAIL"
+            print(f"{mark}  {target}: {r.check}" + (f" -- {r.detail}" if r.detail else ""))
+            failed += not r.passed
+    return 1 if failed else 0

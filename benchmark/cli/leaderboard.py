@@ -1,0 +1,60 @@
+"""``python -m benchmark leaderboard``: regenerate (or check) leaderboard/*.md from results."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from benchmark.cli.common import add_data_options
+from benchmark.report import leaderboard
+from benchmark.report.leaderboard import FIGURES, LEADERBOARD_DIR
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", default="results/leaderboard",
+                   help="results root holding <protocol>/<run> directories")
+    p.add_argument("--rerun", action="store_true",
+                   help="first run leaderboard/runs.toml into --results (replacing it)")
+    p.add_argument("--check", action="store_true",
+                   help="do not write; fail if leaderboard/*.md or figures differ from the "
+                   "regenerated ones")
+    p.add_argument("--out", default=str(LEADERBOARD_DIR), help="where the Markdown goes")
+    p.add_argument("--export", metavar="DIR",
+                   help="also write every protocol's main table as DIR/<protocol>-main.csv and "
+                   ".tex (and -common for the like-for-like table)")
+    add_data_options(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import shutil
+
+    from benchmark.data.upstream import DataLayer
+    from benchmark.features.store import atomic_write_bytes
+
+    spec = leaderboard.load_spec()
+    root = Path(args.results)
+    if args.rerun:
+        if root.exists():
+            shutil.rmtree(root)
+        leaderboard.rerun(spec, root, DataLayer(mirror=args.mirror, online=False if args.offline else None))
+    files = leaderboard.render_all(spec, root)
+    out = Path(args.out)
+    if getattr(args, "export", None):
+        written = leaderboard.export_tables(spec, root, Path(args.export))
+        print(f"exported {len(written)} files to {args.export}")
+    if args.check:
+        stale = leaderboard.check(files, out)
+        if stale:
+            print(f"leaderboard is stale: {', '.join(stale)}; run `python -m benchmark "
+                  "leaderboard --rerun` and commit the result", file=sys.stderr)
+            return 1
+        print(f"leaderboard up to date ({len(files)} files)")
+        return 0
+    (out / FIGURES).mkdir(parents=True, exist_ok=True)
+    for name in leaderboard._stale_figures(out, files):
+        (out / name).unlink()
+    for name, content in files.items():
+        atomic_write_bytes(out / name, content if isinstance(content, bytes) else content.encode())
+    print(f"wrote {len(files)} files to {out}")
+    return 0

@@ -1,0 +1,102 @@
+"""``python -m benchmark run --methods ...``: methods on a protocol, results written to a directory."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from benchmark.cli.common import add_data_options, csv_list, data_layer, parse_param, parse_seeds
+from benchmark.errors import UsageError
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from benchmark.core.protocol import DEFAULT_PROTOCOL
+
+    p.add_argument("--methods", required=True, help="comma-separated names or module:Class")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL)
+    p.add_argument("--seeds", help="number of seeds (default: the protocol's 10) or a list")
+    p.add_argument("--models", help="restrict the protocol's zoo to these model ids")
+    p.add_argument("--datasets", help="restrict the protocol's datasets (targets and sources)")
+    p.add_argument("--out", help="results directory (default results/<protocol>/<timestamp>)")
+    p.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE",
+                   help="override a parameter of a requested method (repeatable)")
+    p.add_argument("--tau-variant", choices=["clean", "lovm"])
+    p.add_argument("--ndcg-ideal", choices=["intersection", "truth_topk"])
+    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES "
+                   "or ~/.cache/vlmbench/features)")
+    p.add_argument("--skip-unavailable", action="store_true",
+                   help="skip methods whose features are missing instead of failing")
+    p.add_argument("--common-candidates", action="store_true",
+                   help="rank, on every target, only the models all requested methods cover")
+    p.add_argument("--allow-partial", action="store_true",
+                   help="rank only the models that have a method's features (coverage reported)")
+    p.add_argument("--allow-random-init", action="store_true",
+                   help="accept feature packs extracted with --random-init (smoke tests)")
+    p.add_argument("--no-progress", action="store_true")
+    add_data_options(p)
+
+
+def run(args) -> int:
+    from benchmark.core import results
+    from benchmark.core.harness import Harness, resolve_methods
+    from benchmark.core.metrics import MetricConfig
+    from benchmark.core.protocol import get_protocol
+    from benchmark.features.store import FeatureStore
+
+    protocol = get_protocol(args.protocol)
+    if args.models:
+        protocol = protocol.restrict_zoo(csv_list(args.models))
+    if args.datasets:
+        protocol = protocol.restrict_datasets(csv_list(args.datasets))
+    seeds = parse_seeds(args.seeds)
+    if seeds is not None:
+        protocol = protocol.with_options(seeds=seeds)
+    if args.tau_variant or args.ndcg_ideal:
+        protocol = protocol.with_options(metrics=MetricConfig(
+            ndcg_ideal=args.ndcg_ideal or protocol.metrics.ndcg_ideal,
+            tau_variant=args.tau_variant or protocol.metrics.tau_variant,
+        ))
+    names = csv_list(args.methods)
+    if not names:
+        raise UsageError("--methods is empty (e.g. --methods inb,avgrank,random)")
+    overrides: dict[str, dict] = {}
+    for item in args.set or []:
+        method, name, value = parse_param(item)
+        overrides.setdefault(method, {})[name] = value
+    methods = resolve_methods(names, overrides)
+    unknown = set(overrides) - set(names) - {m.name for m in methods}
+    if unknown:
+        raise UsageError(f"--set names method(s) not in --methods: {sorted(unknown)}")
+    started = time.perf_counter()
+    store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
+    harness = Harness.from_data(protocol, data_layer(args), store, args.allow_random_init,
+                                allow_partial=args.allow_partial)
+    result = harness.run(methods, skip_unavailable=args.skip_unavailable,
+                         progress=not args.no_progress,
+                         common_candidates=args.common_candidates)
+    out = Path(args.out) if args.out else results.default_out_dir(protocol.name)
+    elapsed = time.perf_counter() - started
+    results.write(result, out, extra={
+        "data": harness.ctx.data.describe(),
+        "features_dir": str(store.root),
+        "wall_time_s": round(elapsed, 3),
+        "command": " ".join(sys.argv),
+    })
+    print(summary(result))
+    print(f"wrote {out} ({elapsed:.1f} s)")
+    return 0
+
+
+def summary(result) -> str:
+    from tabulate import tabulate
+
+    from benchmark.report.leaderboard import method_coverage, summarize
+
+    table = summarize(result.scores)
+    if table.empty:
+        return "(no scores)"
+    table.insert(len(table.columns) - 1, "coverage",
+                 table["method"].map(method_coverage(result.coverage)).fillna(""))
+    return tabulate(table, headers="keys", tablefmt="github", showindex=False)

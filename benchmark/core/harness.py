@@ -1,0 +1,328 @@
+"""The leave-one-dataset-out harness: views in, scores out, metrics per fold.
+
+For every method, seed and target ``t`` of a protocol:
+
+1. ``TrainView``: the sources ``datasets - {t}``, their ground truth (built from a table with
+   the target's rows removed), their features;
+2. ``TargetView``: ``t``'s metadata, its candidates (models with a published cell on ``t`` and,
+   for a method that requires features, with those features on ``t``), its features;
+3. ``selector = make(method).fit(train)``; ``scores = selector.score(target)``;
+4. the metrics of ``scores`` against ``t``'s ground truth, computed here, outside the selector.
+
+A fresh selector is made for every fold. A method that is not ``stochastic`` is run for the
+first seed only and its rows are repeated for the other seeds (its scores cannot depend on
+the seed; ``benchmark check`` verifies it). Deterministic given the seeds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import numpy as np
+import pandas as pd
+
+import methods as method_registry
+from benchmark.core.protocol import Protocol, ProtocolData
+from benchmark.core.views import FeatureView, TargetView, TrainView
+from benchmark.data.catalog import Catalog, DatasetInfo
+from benchmark.data.upstream import DataLayer
+from benchmark.features.kinds import LoadContext, extractable, get_kind, group_missing
+from benchmark.features.store import FeatureStore
+
+log = logging.getLogger(__name__)
+SCORE_COLUMNS = ["method", "protocol", "seed", "target", "metric", "k", "value"]
+
+
+class MissingFeaturesError(RuntimeError):
+    """A requested method needs features that are not in the cache (message lists them)."""
+
+
+class SelectorError(RuntimeError):
+    """A selector returned something the harness cannot score."""
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """A method as resolved for a run: registry name, class, parameters."""
+
+    name: str
+    cls: type
+    params: Mapping
+
+    @property
+    def path(self) -> str:
+        return f"{self.cls.__module__}:{self.cls.__qualname__}"
+
+    @property
+    def params_hash(self) -> str:
+        blob = json.dumps({"class": self.path, "params": dict(self.params)}, sort_keys=True,
+                          default=repr)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def make(self):
+        return self.cls(**dict(self.params))
+
+    def describe(self) -> dict:
+        return {
+            "class": self.path,
+            "params": {k: v for k, v in self.params.items()},
+            "params_hash": self.params_hash,
+            "requires": list(self.cls.requires),
+            "stochastic": bool(self.cls.stochastic),
+            "citation": self.cls.citation,
+        }
+
+
+def resolve_methods(names: list[str], overrides: Mapping[str, Mapping] | None = None):
+    runs = []
+    for n in names:
+        display, cls, params = method_registry.resolve(n)
+        given = (overrides or {}).get(n) or (overrides or {}).get(display) or {}
+        params = {**params, **dict(given)}
+        valid = cls._param_names()
+        bad = sorted(set(params) - set(valid))
+        if bad:
+            raise ValueError(f"unknown parameter {bad[0]!r} for method {display!r} "
+                             f"(valid: {', '.join(valid) or 'none'})")
+        runs.append(MethodRun(display, cls, MappingProxyType(params)))
+    seen = [r.name for r in runs]
+    dupes = {n for n in seen if seen.count(n) > 1}
+    if dupes:
+        raise ValueError(f"method(s) requested twice: {sorted(dupes)}")
+    return runs
+
+
+@dataclass
+class RunResult:
+    protocol: Protocol
+    scores: pd.DataFrame  # SCORE_COLUMNS
+    predictions: pd.DataFrame  # method, seed, target, model, score
+    coverage: pd.DataFrame  # method, target, candidates, protocol_candidates, uncovered
+    methods: list[MethodRun]
+    skipped: dict[str, str] = field(default_factory=dict)  # method -> reason
+
+
+class Harness:
+    """Runs methods on one protocol. Holds ground truth; hands selectors only views."""
+
+    def __init__(
+        self,
+        pdata: ProtocolData,
+        infos: Mapping[str, DatasetInfo],
+        ctx: LoadContext,
+        features: Mapping[str, dict] | None = None,
+        allow_partial: bool = False,
+    ) -> None:
+        self.allow_partial = allow_partial
+        self.protocol = pdata.protocol
+        self.pdata = pdata
+        self.ctx = ctx
+        self._infos = dict(infos)
+        self._features: dict[str, dict] = dict(features or {})
+
+    @classmethod
+    def from_data(
+        cls,
+        protocol: Protocol,
+        data: DataLayer,
+        store: FeatureStore | None = None,
+        allow_random_init: bool = False,
+        allow_partial: bool = False,
+    ) -> Harness:
+        """The usual construction: ground truth and metadata through the data layer."""
+        catalog = Catalog(data)
+        infos = {d: catalog.info(d) for d in protocol.datasets}
+        ctx = LoadContext(data, store or FeatureStore(), allow_random_init)
+        pdata = protocol.load(data, ctx.store, allow_random_init)  # store: "packs" ground truth
+        return cls(pdata, infos, ctx, allow_partial=allow_partial)
+
+    # -- features -------------------------------------------------------------------------
+    def features(self, kind: str) -> dict:
+        if kind not in self._features:
+            self._features[kind] = get_kind(kind).load(
+                self.ctx, list(self.protocol.zoo), list(self.protocol.datasets)
+            )
+        return self._features[kind]
+
+    def missing_features(self, method: MethodRun) -> list[str]:
+        """One line per (kind, model) whose missing records block ``method``.
+
+        Strict kinds (conductance, ...) need a record for every candidate that can be
+        extracted; models that cannot be (not open_clip: BLIP, BEiT-3) are simply not
+        candidates for the method, as are all uncovered models of a ``partial`` kind (text
+        features, published for LOVM's models only) or under ``allow_partial``. A method with
+        no candidate on any target is always blocked.
+        """
+        lines = []
+        targets = self.pdata.evaluable_targets()
+        for kind in method.cls.requires:
+            recs = self.features(kind)
+            fk = get_kind(kind)
+            if fk.partial or self.allow_partial:
+                covered = any((m, d) in recs for d in targets for m in self.pdata.candidates(d))
+                if not covered:
+                    lines.append(f"  {kind}: no records for any model of {self.protocol.name}: "
+                                 + fk.command(["MODEL,..."], targets))
+                continue
+            pairs = [
+                (m, d) for d in targets for m in self.pdata.candidates(d)
+                if (m, d) not in recs and extractable(m)
+            ]
+            for model, datasets in group_missing(pairs).items():
+                lines.append(
+                    f"  {kind} for {model} on {len(datasets)} dataset(s): "
+                    + fk.command([model], datasets)
+                )
+        return lines
+
+    def check_available(self, methods: list[MethodRun], skip_unavailable: bool) -> dict[str, str]:
+        """Fail fast (or skip, when asked) for methods whose features are missing."""
+        skipped, errors = {}, []
+        for m in methods:
+            lines = self.missing_features(m)
+            if not lines:
+                continue
+            if skip_unavailable:
+                blocking = [k for k in m.cls.requires
+                            if any(ln.startswith((f"  {k} ", f"  {k}:")) for ln in lines)]
+                skipped[m.name] = "; ".join(get_kind(k).needs for k in blocking)
+                log.warning("skipping %s: %s", m.name, skipped[m.name])
+            else:
+                errors.append(f"{m.name} needs features that are not in {self.ctx.store.root}:")
+                errors += lines
+        if errors:
+            errors.append("(make them with the commands above; or pass --allow-partial to rank "
+                          "only the covered models, or --skip-unavailable to skip the method)")
+            raise MissingFeaturesError("\n".join(errors))
+        return skipped
+
+    # -- views ----------------------------------------------------------------------------
+    def candidates(self, method: MethodRun, target: str) -> tuple[str, ...]:
+        cands = self.pdata.candidates(target)
+        for kind in method.cls.requires:
+            recs = self.features(kind)
+            cands = tuple(m for m in cands if (m, target) in recs)
+        return cands
+
+    def _feature_views(self, kinds, datasets: frozenset[str]) -> Mapping[str, FeatureView]:
+        views = {}
+        for kind in kinds:
+            recs = {k: r for k, r in self.features(kind).items() if k[1] in datasets}
+            views[kind] = FeatureView(kind, datasets, MappingProxyType(recs))
+        return MappingProxyType(views)
+
+    def train_view(self, target: str, seed: int, kinds=()) -> TrainView:
+        sources = tuple(d for d in self.protocol.datasets if d != target)
+        gt = self.pdata.targets_gt.restrict(datasets=list(sources))
+        assert target not in set(gt.table["dataset"]), "target rows leaked into a TrainView"
+        return TrainView(
+            protocol=self.protocol.name,
+            seed=seed,
+            imagenet=self.pdata.imagenet.copy(),
+            features=self._feature_views(kinds, frozenset(sources)),
+            sources=tuple(self._infos[d] for d in sources),
+            models=self.protocol.zoo,
+            ground_truth=gt,
+        )
+
+    def target_view(self, target: str, seed: int, candidates, kinds=()) -> TargetView:
+        return TargetView(
+            protocol=self.protocol.name,
+            seed=seed,
+            imagenet=self.pdata.imagenet.copy(),
+            features=self._feature_views(kinds, frozenset([target])),
+            dataset=self._infos[target],
+            candidates=tuple(candidates),
+        )
+
+    # -- running --------------------------------------------------------------------------
+    def score_fold(self, method: MethodRun, target: str, seed: int, candidates=None) -> pd.Series:
+        kinds = method.cls.requires
+        cands = self.candidates(method, target) if candidates is None else tuple(candidates)
+        selector = method.make()
+        fitted = selector.fit(self.train_view(target, seed, kinds))
+        if fitted is not selector:
+            raise SelectorError(f"{method.name}: fit() must return self")
+        scores = selector.score(self.target_view(target, seed, cands, kinds))
+        return validate_scores(method.name, target, scores, cands)
+
+    def run(
+        self,
+        methods: list[MethodRun],
+        seeds: tuple[int, ...] | None = None,
+        skip_unavailable: bool = False,
+        progress: bool = True,
+        common_candidates: bool = False,
+    ) -> RunResult:
+        """All folds of all methods. ``common_candidates``: every method ranks, on each target,
+        only the models every requested method covers (a like-for-like comparison)."""
+        from tqdm.auto import tqdm
+
+        seeds = tuple(seeds if seeds is not None else self.protocol.seeds)
+        skipped = self.check_available(methods, skip_unavailable)
+        active = [m for m in methods if m.name not in skipped]
+        targets = self.pdata.evaluable_targets()
+        truth = {t: self.pdata.targets_gt.column(t) for t in targets}
+        metric_cfg = self.protocol.metrics
+        score_rows, pred_rows, cov_rows = [], [], []
+        total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
+        bar = tqdm(total=total, desc=f"{self.protocol.name}", disable=not progress, unit="fold")
+        shared = {t: set.intersection(*(set(self.candidates(m, t)) for m in active))
+                  for t in targets} if common_candidates and active else None
+
+        def cands_of(m, t):
+            c = self.candidates(m, t)
+            return tuple(x for x in c if x in shared[t]) if shared is not None else c
+
+        for m in active:
+            for t in targets:
+                cands = cands_of(m, t)
+                cov_rows.append((m.name, t, len(cands), len(self.pdata.candidates(t)),
+                                 ", ".join(sorted(set(self.pdata.candidates(t)) - set(cands)))))
+            run_seeds = seeds if m.cls.stochastic else seeds[:1]
+            for seed in run_seeds:
+                for t in targets:
+                    bar.set_postfix_str(f"{m.name} seed={seed} {t}", refresh=False)
+                    s = self.score_fold(m, t, seed, cands_of(m, t))
+                    bar.update()
+                    if len(s) < 2:
+                        continue
+                    values = metric_cfg.evaluate(s, truth[t].reindex(s.index))
+                    rep = seeds if not m.cls.stochastic else (seed,)
+                    for out_seed in rep:
+                        score_rows += [(m.name, self.protocol.name, out_seed, t, *v) for v in values]
+                        pred_rows += [(m.name, out_seed, t, model, float(x)) for model, x in s.items()]
+        bar.close()
+        scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
+        scores = scores.sort_values(["method", "seed", "target", "metric", "k"], kind="stable")
+        preds = pd.DataFrame(pred_rows, columns=["method", "seed", "target", "model", "score"])
+        preds = preds.sort_values(["method", "seed", "target", "model"], kind="stable")
+        cov = pd.DataFrame(
+            cov_rows, columns=["method", "target", "candidates", "protocol_candidates", "uncovered"]
+        )
+        return RunResult(self.protocol, scores.reset_index(drop=True),
+                         preds.reset_index(drop=True), cov, methods, skipped)
+
+
+def validate_scores(method: str, target: str, scores, candidates) -> pd.Series:
+    if not isinstance(scores, pd.Series):
+        raise SelectorError(f"{method}: score() must return a pandas Series, got {type(scores)}")
+    if scores.index.has_duplicates:
+        raise SelectorError(f"{method}: duplicated model ids in scores on {target}")
+    got, want = set(scores.index), set(candidates)
+    if got != want:
+        extra, miss = sorted(got - want)[:3], sorted(want - got)[:3]
+        raise SelectorError(
+            f"{method}: scores on {target} must be indexed by the candidates exactly "
+            f"(extra {extra}, missing {miss})"
+        )
+    values = pd.to_numeric(scores, errors="coerce").astype(float)
+    if not np.all(np.isfinite(values.to_numpy())):
+        bad = values[~np.isfinite(values.to_numpy())].index[:3].tolist()
+        raise SelectorError(f"{method}: non-finite scores on {target} for {bad}")
+    return values.reindex(list(candidates))

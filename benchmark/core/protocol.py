@@ -1,0 +1,342 @@
+"""Protocols: which models compete on which target datasets, under which ground truth.
+
+A :class:`Protocol` is a frozen value: zoo, target datasets, ground-truth sources (in order of
+preference, per cell), seeds, metric variants, and coverage notes. Leave-one-dataset-out: every
+dataset of the protocol is the target once (:meth:`Protocol.folds`), the others are its
+sources. A model without a published cell on a target is not a candidate there (never filled).
+ImageNet-1k accuracy is side information (the INB baseline, ModelGPT's IN-score), never a target.
+
+Named protocols:
+
+- ``dcd48`` (default): SWAB's 43 models + the DCD paper's 5 extra open_clip models, on LOVM's
+  23 datasets minus ``imagenet1k`` and ``clevr_count_all`` (21).
+- ``lovm``: LOVM's 35 models on its 23 datasets minus ``imagenet1k`` (LOVM's table).
+- ``swab``: SWAB's 43 models on the same 22 datasets (SWAB's table).
+- ``mll``: MLL's 49 models on MLL's 17 targets, where open_clip's docs or LOVM publish top-1.
+
+Custom protocols: a TOML file (:func:`load_protocol_file`; ``--protocol path/to/my.toml``
+wherever a protocol name is accepted) with the fields of :data:`PROTOCOL_FILE_FIELDS`, e.g. a
+zoo with a new model whose ground truth comes from a ground-truth pack (``gt_sources`` with
+``"packs"``; ``python -m benchmark extract ground-truth``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from benchmark.core.metrics import MetricConfig
+from benchmark.data import zoo
+from benchmark.data.catalog import unknown_message
+from benchmark.data.groundtruth import GroundTruth, assemble
+from benchmark.data.upstream import DataLayer
+
+SIDE_DATASET = "imagenet1k"
+DEFAULT_SEEDS = tuple(range(10))
+
+LOVM_DATASETS = (
+    "cars", "cifar100", "clevr_closest_object_distance", "clevr_count_all", "country211",
+    "diabetic_retinopathy", "dmlab", "dtd", "eurosat", "fer2013", "flowers", "gtsrb",
+    "imagenet1k", "kitti_closest_vehicle_distance", "mnist", "pcam", "pets", "renderedsst2",
+    "resisc45", "stl10", "sun397", "svhn", "voc2007",
+)  # fmt: skip
+LOVM_TARGETS = tuple(d for d in LOVM_DATASETS if d != SIDE_DATASET)
+DCD_TARGETS = tuple(d for d in LOVM_TARGETS if d != "clevr_count_all")
+MLL_TARGETS = (
+    "cifar100", "country211", "dtd", "food101", "mnist", "pets", "renderedsst2", "cars", "stl10",
+    "ucf101", "pcam", "flowers", "fer2013", "resisc45", "gtsrb",
+    "clevr_closest_object_distance", "dmlab",
+)  # fmt: skip
+
+FER_NOTE = "SWAB evaluated FER2013 on the train split (its eval_table.csv), not the test split."
+SVHN_NOTE = (
+    "open_clip's SVHN column (used for models outside LOVM/SWAB) disagrees with LOVM and "
+    "CLIP_benchmark by up to 21 points on shared models; kept, but compare SVHN with care."
+)
+
+
+@dataclass(frozen=True)
+class Fold:
+    target: str
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    description: str
+    zoo: tuple[str, ...]
+    datasets: tuple[str, ...]  # targets; each is a source for the others
+    gt_sources: tuple[str, ...]  # per cell, the first source that publishes it
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    metrics: MetricConfig = field(default_factory=MetricConfig)
+    notes: tuple[str, ...] = ()
+    citation: str = ""
+
+    def folds(self) -> list[Fold]:
+        return [
+            Fold(t, tuple(d for d in self.datasets if d != t)) for t in self.datasets
+        ]
+
+    def with_options(self, **changes) -> Protocol:
+        return replace(self, **changes)
+
+    def restrict_zoo(self, models: list[str]) -> Protocol:
+        """The same protocol on a subset of its zoo (zoo order kept)."""
+        unknown = [m for m in models if m not in self.zoo]
+        if unknown:
+            raise KeyError(unknown_message("model", unknown[0], list(self.zoo)))
+        keep = set(models)
+        return replace(self, zoo=tuple(m for m in self.zoo if m in keep))
+
+    def restrict_datasets(self, datasets: list[str]) -> Protocol:
+        """The same protocol on a subset of its datasets (each still held out in turn)."""
+        unknown = [d for d in datasets if d not in self.datasets]
+        if unknown:
+            raise KeyError(unknown_message("dataset", unknown[0], list(self.datasets)))
+        keep = set(datasets)
+        if len(keep) < 2:
+            raise ValueError("leave-one-dataset-out needs at least 2 datasets")
+        return replace(self, datasets=tuple(d for d in self.datasets if d in keep))
+
+    def load(self, data: DataLayer, store=None, allow_random_init: bool = False) -> ProtocolData:
+        """Resolve the ground truth (``store``, ``allow_random_init``: the ``packs`` source)."""
+        gt = assemble(data, list(self.zoo), [*self.datasets, SIDE_DATASET], self.gt_sources,
+                      store=store, allow_random_init=allow_random_init)
+        return ProtocolData(self, gt)
+
+
+@dataclass(frozen=True)
+class ProtocolData:
+    """A protocol with its ground truth resolved (held by the harness, never by a selector)."""
+
+    protocol: Protocol
+    ground_truth: GroundTruth  # targets + the side dataset
+
+    @cached_property
+    def targets_gt(self) -> GroundTruth:
+        return self.ground_truth.restrict(datasets=list(self.protocol.datasets))
+
+    @cached_property
+    def imagenet(self) -> pd.Series:
+        """ImageNet-1k top-1 per model (side information; NaN-free, may miss models)."""
+        m = self.ground_truth.matrix
+        return m[SIDE_DATASET].dropna() if SIDE_DATASET in m else pd.Series(dtype=float)
+
+    def candidates(self, target: str) -> tuple[str, ...]:
+        """Zoo models with a published cell on ``target`` (zoo order)."""
+        col = self.targets_gt.matrix.get(target)
+        have = set() if col is None else set(col.dropna().index)
+        return tuple(m for m in self.protocol.zoo if m in have)
+
+    def coverage(self) -> pd.DataFrame:
+        """One row per target: candidates, zoo size, ground-truth sources, missing models."""
+        rows = []
+        t = self.targets_gt.table
+        for d in self.protocol.datasets:
+            cands = self.candidates(d)
+            srcs = sorted(t.loc[t["dataset"] == d, "source"].unique())
+            missing = [m for m in self.protocol.zoo if m not in set(cands)]
+            rows.append(
+                {
+                    "target": d,
+                    "candidates": len(cands),
+                    "zoo": len(self.protocol.zoo),
+                    "sources": ",".join(srcs),
+                    "missing": ", ".join(missing),
+                }
+            )
+        return pd.DataFrame(rows)
+
+    def evaluable_targets(self) -> tuple[str, ...]:
+        """Targets with at least two candidates (a ranking needs two)."""
+        return tuple(d for d in self.protocol.datasets if len(self.candidates(d)) >= 2)
+
+
+def _protocols() -> dict[str, Protocol]:
+    lovm_cite = "Zohar et al., LOVM: Language-Only Vision Model Selection, NeurIPS 2023 D&B."
+    swab_cite = "Yi et al., Bridge the Modality and Capability Gaps in VLM Selection, NeurIPS 2024."
+    return {
+        "dcd48": Protocol(
+            name="dcd48",
+            description="48 models (SWAB's 43 + 5 open_clip models) x 21 datasets (DCD paper)",
+            zoo=zoo.DCD_48,
+            datasets=DCD_TARGETS,
+            gt_sources=("swab", "openclip"),
+            notes=(
+                FER_NOTE,
+                "The 5 models outside SWAB's table (" + ", ".join(zoo.DCD_EXTRA_5) + ") take "
+                "their ground truth from open_clip's results table, which has no FER2013, DMLab "
+                "or Diabetic Retinopathy column and reports mean per-class recall (not top-1) "
+                "on Flowers and Pets: they are not candidates on those 5 targets.",
+                SVHN_NOTE,
+            ),
+            citation="Model-Specific Task Similarity for VLM Selection via Layer Conductance.",
+        ),
+        "lovm": Protocol(
+            name="lovm",
+            description="LOVM's 35 open_clip models x its 22 target datasets (LOVM's table)",
+            zoo=zoo.LOVM_35,
+            datasets=LOVM_TARGETS,
+            gt_sources=("lovm",),
+            citation=lovm_cite,
+        ),
+        "swab": Protocol(
+            name="swab",
+            description="SWAB's 43 models (LOVM's 35 + BLIP + BEiT-3) x 22 datasets (SWAB's table)",
+            zoo=zoo.SWAB_43,
+            datasets=LOVM_TARGETS,
+            gt_sources=("swab",),
+            notes=(FER_NOTE,),
+            citation=swab_cite,
+        ),
+        "mll": Protocol(
+            name="mll",
+            description="MLL's 49 models x its 17 targets, where top-1 is published",
+            zoo=zoo.MLL_49,
+            datasets=MLL_TARGETS,
+            gt_sources=("openclip", "lovm"),
+            notes=(
+                "Ground truth from open_clip's results table, then LOVM's table; MLL's own "
+                "evaluation is not published. UCF101 has no published top-1 for these models: "
+                "not evaluated. FER2013 and DMLab (absent from open_clip's table) and Flowers "
+                "and Pets (open_clip reports mean per-class recall) cover only LOVM's models.",
+                SVHN_NOTE,
+            ),
+            citation="Tan et al., Vision-Language Model Selection and Reuse for Downstream "
+            "Adaptation (Model Label Learning), ICML 2025.",
+        ),
+    }
+
+
+PROTOCOLS = _protocols()
+DEFAULT_PROTOCOL = "dcd48"
+
+
+def get_protocol(name: str) -> Protocol:
+    """A named protocol, or the protocol a ``.toml`` file defines."""
+    if str(name).endswith(".toml"):
+        return load_protocol_file(name)
+    try:
+        return PROTOCOLS[name]
+    except KeyError:
+        raise KeyError(unknown_message("protocol", name, list(PROTOCOLS))) from None
+
+
+# -- protocol files ---------------------------------------------------------------------------
+class ProtocolFileError(ValueError):
+    """A protocol file is unreadable or invalid (one line naming the file and the field)."""
+
+
+#: field -> (required, what it holds)
+PROTOCOL_FILE_FIELDS: dict[str, tuple[bool, str]] = {
+    "name": (True, "short name, letters/digits/._- (results go to results/<name>/)"),
+    "description": (False, "one line"),
+    "zoo": (True, "list of model ids 'ARCH:pretrained'"),
+    "datasets": (True, "list of >= 2 target dataset ids (`python -m benchmark list datasets`)"),
+    "gt_sources": (True, "list of ground-truth sources, first publisher wins per cell"),
+    "seeds": (False, "number of seeds (10 -> 0..9) or a list of seeds"),
+    "notes": (False, "list of strings (coverage remarks shown with the results)"),
+    "citation": (False, "string"),
+}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def load_protocol_file(path: str | Path) -> Protocol:
+    """The :class:`Protocol` of a TOML file; :class:`ProtocolFileError` (one line naming the
+    bad field and value) when it is invalid."""
+    from benchmark.data._toml import load_toml
+    from benchmark.data.catalog import UnknownDatasetError, entry
+    from benchmark.data.groundtruth import SOURCES
+
+    path = Path(path)
+
+    def bad(what: str) -> ProtocolFileError:
+        return ProtocolFileError(f"protocol file {path}: {what}")
+
+    if not path.is_file():
+        raise bad("not found")
+    try:
+        raw = load_toml(path)
+    except Exception as err:  # tomllib.TOMLDecodeError, OSError, UnicodeDecodeError
+        raise bad(f"not valid TOML ({err})") from None
+    for key in raw:
+        if key not in PROTOCOL_FILE_FIELDS:
+            raise bad(unknown_message("field", key, list(PROTOCOL_FILE_FIELDS)).replace(
+                "; see `python -m benchmark list fields`", ""))
+    for key, (required, what) in PROTOCOL_FILE_FIELDS.items():
+        if required and key not in raw:
+            raise bad(f"field {key!r} is missing ({what})")
+
+    def strings(key: str, minimum: int = 1) -> tuple[str, ...]:
+        value = raw[key]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise bad(f"field {key!r} must be a list of non-empty strings, got {value!r}")
+        if len(value) < minimum:
+            raise bad(f"field {key!r} needs at least {minimum} entr"
+                      f"{'y' if minimum == 1 else 'ies'}, got {len(value)}")
+        dupes = sorted({v for v in value if value.count(v) > 1})
+        if dupes:
+            raise bad(f"field {key!r} lists {dupes[0]!r} twice")
+        return tuple(value)
+
+    name = raw["name"]
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise bad(f"field 'name' must be letters, digits, '.', '_' or '-', got {name!r}")
+    if name in PROTOCOLS:
+        raise bad(f"field 'name' {name!r} is a built-in protocol; choose another name")
+    description = raw.get("description", "")
+    if not isinstance(description, str):
+        raise bad(f"field 'description' must be a string, got {description!r}")
+    zoo = strings("zoo")
+    for m in zoo:
+        arch, sep, pretrained = m.partition(":")
+        if not (arch and sep and pretrained) or "/" in m or "__" in m:
+            raise bad(f"field 'zoo': model id {m!r} is not of the form 'ARCH:pretrained'")
+    datasets = strings("datasets", minimum=2)
+    for d in datasets:
+        try:
+            e = entry(d)
+        except UnknownDatasetError as err:
+            raise bad(f"field 'datasets': {err}") from None
+        if e.get("side_info_only"):
+            raise bad(f"field 'datasets': {d!r} is side information (INB), never a target")
+    gt_sources = strings("gt_sources")
+    for g in gt_sources:
+        if g not in SOURCES:
+            raise bad(f"field 'gt_sources': {unknown_message('source', g, list(SOURCES))}"
+                      .replace("; see `python -m benchmark list sources`", ""))
+    seeds = raw.get("seeds", len(DEFAULT_SEEDS))
+    if isinstance(seeds, bool):
+        seeds = None
+    if isinstance(seeds, int) and seeds >= 1:
+        seeds = tuple(range(seeds))
+    elif (isinstance(seeds, list) and seeds and len(set(seeds)) == len(seeds)
+          and all(isinstance(x, int) and not isinstance(x, bool) and x >= 0 for x in seeds)):
+        seeds = tuple(seeds)
+    else:
+        raise bad(f"field 'seeds' must be a count >= 1 or a list of distinct seeds >= 0, "
+                  f"got {raw.get('seeds')!r}")
+    notes: Any = raw.get("notes", [])
+    if isinstance(notes, str):
+        notes = [notes]
+    if not isinstance(notes, list) or not all(isinstance(n, str) for n in notes):
+        raise bad(f"field 'notes' must be a string or a list of strings, got {notes!r}")
+    citation = raw.get("citation", "")
+    if not isinstance(citation, str):
+        raise bad(f"field 'citation' must be a string, got {citation!r}")
+    return Protocol(
+        name=name,
+        description=description or f"custom protocol ({path.name})",
+        zoo=zoo,
+        datasets=datasets,
+        gt_sources=gt_sources,
+        seeds=seeds,
+        notes=(*notes, f"Custom protocol defined in {path}."),
+        citation=citation,
+    )

@@ -1,0 +1,840 @@
+"""Leaderboard: results -> Markdown and PNG figures, as a pure function of the stored runs.
+
+Aggregation (``metrics.md``): for every method and seed, the mean over the protocol's
+evaluated targets; then mean ± std (ddof=0) over seeds. A method missing any target of the
+run shows "—" for that mean, never an average over a subset. Output is deterministic (sorted
+rows, fixed decimals, no dates or paths, byte-stable PNGs), so CI regenerates it and fails on a
+diff (``python -m benchmark leaderboard --rerun --check``).
+
+Significance (:mod:`benchmark.report.analysis`): each full-coverage method against the best one
+(first by Sum@5), per metric, over the targets, on the per-target mean over seeds: two-sided
+Wilcoxon signed-rank (the ▲/▼/= marks, p < 0.05) and a paired sign-flip permutation test;
+win/tie/loss and a bootstrap CI of the mean over targets.
+
+Coverage. A method that ranks only part of the candidates (``modelgpt``: the models with text
+features) solves a different task than one ranking all of them: it is marked † with its
+coverage, gets no marks and is never "best" in the main table. When a protocol has such a
+method, ``rerun`` also runs all its methods with ``common_candidates=True`` (every method
+ranks, on each target, only the models every method covers) and the page shows that second,
+like-for-like table, with significance.
+
+Which runs make up the leaderboard is declared in ``leaderboard/runs.toml``: ``[protocol.X]``
+(methods, seeds) and ``[analysis.X]`` (sensitivity sweeps and sample-efficiency runs, drawn
+only when declared and run).
+
+Exports: ``leaderboard --export DIR`` writes every protocol's main table (and its
+like-for-like table) as ``DIR/<protocol>-main.csv`` / ``.tex`` (and ``-common``); the LaTeX
+needs ``\\usepackage{booktabs,amssymb}``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from tabulate import tabulate
+
+from benchmark import __version__
+from benchmark.report import analysis
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+LEADERBOARD_DIR = ROOT / "leaderboard"
+RUNS_FILE = LEADERBOARD_DIR / "runs.toml"
+FIGURES = "figures"
+MAIN_COLUMNS = [("ndcg", 3), ("ndcg", 5), ("ndcg", 7), ("tau", 5), ("recall", 5), ("sum", 5)]
+RANK_BY = ("sum", 5)  # the table's order, "best", the CI and win/tie/loss
+LABELS = {"ndcg": "NDCG", "tau": "τ", "recall": "R", "sum": "Sum"}
+DECIMALS = 3
+DAGGER = "†"
+
+# Published numbers of the DCD paper (48 models x 21 datasets, 10 seeds): reported, not computed.
+REPORTED = {
+    "dcd48": {
+        "source": "DCD paper (Model-Specific Task Similarity for VLM Selection via Layer "
+        "Conductance), main table; 48 models x 21 datasets, 10 seeds",
+        "rows": {
+            "INB": {("ndcg", 5): 0.539, ("tau", 5): 0.268, ("ndcg", 3): 0.384, ("ndcg", 7): 0.651},
+            "AvgRank": {("ndcg", 5): 0.524, ("tau", 5): 0.254, ("ndcg", 3): 0.386,
+                        ("ndcg", 7): 0.699},
+            "ModelGPT": {("ndcg", 5): 0.544, ("tau", 5): 0.267, ("ndcg", 3): 0.386,
+                         ("ndcg", 7): 0.702},
+            "SWAB": {("ndcg", 5): 0.616, ("tau", 5): 0.318, ("ndcg", 3): 0.393,
+                     ("ndcg", 7): 0.691},
+            "DCD": {("ndcg", 5): 0.707, ("tau", 5): 0.365, ("ndcg", 3): 0.402,
+                    ("ndcg", 7): 0.752},
+        },
+    }
+}
+
+
+def _label(metric: str, k: int) -> str:
+    return f"{LABELS[metric]}@{k}"
+
+
+def seed_means(scores: pd.DataFrame) -> pd.DataFrame:
+    """(method, seed, metric, k) -> mean over targets; NaN if the method misses a target."""
+    cols = ["method", "seed", "metric", "k", "value"]
+    if scores.empty:
+        return pd.DataFrame(columns=cols)
+    targets = sorted(scores["target"].unique())
+    keys = ["method", "seed", "metric", "k"]
+    wide = scores.set_index([*keys, "target"])["value"].unstack("target")
+    wide = wide.reindex(columns=targets).sort_index()
+    out = wide.mean(axis=1, skipna=False).rename("value").reset_index()
+    return out[cols]
+
+
+def _fmt(mean: float, std: float | None = None) -> str:
+    if mean is None or not np.isfinite(mean):
+        return "—"
+    mean = round(float(mean), DECIMALS) + 0.0  # + 0.0 turns -0.0 into 0.0
+    if std is None:
+        return f"{mean:.{DECIMALS}f}"
+    return f"{mean:.{DECIMALS}f} ± {round(float(std), DECIMALS) + 0.0:.{DECIMALS}f}"
+
+
+def summarize(scores: pd.DataFrame, columns=MAIN_COLUMNS) -> pd.DataFrame:
+    """Plain table: one row per method, "mean ± std over seeds" per metric column.
+
+    Rows are ordered by the last column's mean (Sum@5 by default), best first; missing last.
+    (The run summary of ``benchmark run``; the leaderboard pages use :func:`main_table`.)
+    """
+    means = seed_means(scores)
+    out, keys = [], []
+    for method in sorted(means["method"].unique()):
+        row = {"method": method}
+        key = np.inf
+        for metric, k in columns:
+            v = means[(means.method == method) & (means.metric == metric) & (means.k == k)]
+            vals = v["value"].to_numpy(float)
+            if len(vals) == 0 or not np.all(np.isfinite(vals)):
+                row[_label(metric, k)] = "—"
+                key = np.inf
+            else:
+                row[_label(metric, k)] = _fmt(vals.mean(), vals.std(ddof=0))
+                key = -round(float(vals.mean()), DECIMALS)
+        row["seeds"] = int(means.loc[means.method == method, "seed"].nunique())
+        out.append(row)
+        keys.append((key, method))
+    order = sorted(range(len(out)), key=lambda i: keys[i])
+    return pd.DataFrame([out[i] for i in order]).reset_index(drop=True)
+
+
+def per_dataset(scores: pd.DataFrame, metric: str = "ndcg", k: int = 5) -> pd.DataFrame:
+    """target x method: mean over seeds of one metric."""
+    return analysis.target_matrix(scores, metric, k).map(lambda v: _fmt(v))
+
+
+def method_coverage(coverage: pd.DataFrame) -> dict[str, str]:
+    out = {}
+    if coverage.empty:
+        return out
+    for method, g in coverage.groupby("method"):
+        got, full = int(g["candidates"].sum()), int(g["protocol_candidates"].sum())
+        out[method] = "all candidates" if got == full else f"{got}/{full} candidate cells"
+    return out
+
+
+def partial_methods(coverage: pd.DataFrame) -> list[str]:
+    """Methods that rank fewer than all of the protocol's candidates on some target."""
+    if coverage.empty:
+        return []
+    short = coverage[coverage["candidates"] < coverage["protocol_candidates"]]
+    return sorted(short["method"].unique())
+
+
+# -- the main table -----------------------------------------------------------------------
+@dataclass
+class Row:
+    method: str
+    status: str  # "best", "full", "partial" (†), "needs" (not run)
+    coverage: str
+    seeds: int
+    mean: dict = field(default_factory=dict)  # (metric, k) -> mean over seeds (NaN: missing)
+    std: dict = field(default_factory=dict)
+    vs_best: dict = field(default_factory=dict)  # (metric, k) -> analysis.Paired
+    ci: tuple[float, float] = (float("nan"), float("nan"))
+
+
+@dataclass
+class Table:
+    rows: list[Row]
+    best: str | None
+    targets: list[str]
+    columns: list = field(default_factory=lambda: list(MAIN_COLUMNS))
+    matrices: dict = field(default_factory=dict)  # (metric, k) -> target x method, seed means
+
+
+def main_table(scores: pd.DataFrame, coverage: pd.DataFrame, needs: dict[str, str] | None = None,
+               partial: set[str] | frozenset = frozenset(), columns=MAIN_COLUMNS) -> Table:
+    """Rows: full-coverage methods by Sum@5 (best first, missing means last), then the
+    ``partial`` ones (†) by Sum@5, then methods that could not run (``needs``)."""
+    columns = list(columns)
+    targets = sorted(scores["target"].unique()) if not scores.empty else []
+    cov = method_coverage(coverage)
+    means = seed_means(scores) if not scores.empty else pd.DataFrame(
+        columns=["method", "seed", "metric", "k", "value"])
+    matrices = {c: analysis.target_matrix(scores, *c).reindex(targets) for c in columns}
+    rank_col = RANK_BY if RANK_BY in columns else columns[-1]
+    rows = []
+    for method in sorted(means["method"].unique()):
+        m = means[means.method == method]
+        row = Row(method, "partial" if method in partial else "full", cov.get(method, ""),
+                  int(m["seed"].nunique()))
+        for metric, k in columns:
+            vals = m[(m.metric == metric) & (m.k == k)]["value"].to_numpy(float)
+            ok = len(vals) > 0 and np.all(np.isfinite(vals))
+            row.mean[(metric, k)] = float(vals.mean()) if ok else float("nan")
+            row.std[(metric, k)] = float(vals.std(ddof=0)) if ok else float("nan")
+        if np.isfinite(row.mean[rank_col]):
+            row.ci = analysis.bootstrap_ci(matrices[rank_col][method].to_numpy(float))
+        rows.append(row)
+
+    def key(r: Row):
+        v = r.mean[rank_col]
+        return (r.status == "partial", not np.isfinite(v),
+                -round(v, DECIMALS) if np.isfinite(v) else 0.0, r.method)
+
+    rows.sort(key=key)
+    best = next((r for r in rows if r.status == "full" and np.isfinite(r.mean[rank_col])), None)
+    if best is not None:
+        best.status = "best"
+        for r in rows:
+            if r.status != "full" or not np.isfinite(r.mean[rank_col]):
+                continue
+            for c in columns:
+                if np.isfinite(r.mean[c]):
+                    r.vs_best[c] = analysis.paired(matrices[c], r.method, best.method)
+    for method, reason in sorted((needs or {}).items()):
+        rows.append(Row(method, "needs", reason, 0,
+                        {c: float("nan") for c in columns}, {c: float("nan") for c in columns}))
+    return Table(rows, best.method if best else None, targets, columns, matrices)
+
+
+def _cell(r: Row, c) -> str:
+    text = _fmt(r.mean.get(c, float("nan")), r.std.get(c, float("nan")))
+    if c in r.vs_best:
+        text += f" {r.vs_best[c].mark()}"
+    return text
+
+
+def _wtl(r: Row, rank_col) -> str:
+    if r.status == "best":
+        return "best"
+    p = r.vs_best.get(rank_col)
+    return f"{p.wins}/{p.ties}/{p.losses}" if p else "—"
+
+
+def _ci(r: Row) -> str:
+    lo, hi = r.ci
+    return f"[{_fmt(lo)}, {_fmt(hi)}]" if np.isfinite(lo) else "—"
+
+
+def _method_label(r: Row) -> str:
+    return f"{r.method} {DAGGER}" if r.status == "partial" else r.method
+
+
+def table_frame(table: Table) -> pd.DataFrame:
+    """The rendered cells (Markdown and LaTeX share them)."""
+    rank_col = RANK_BY if RANK_BY in table.columns else table.columns[-1]
+    rl = _label(*rank_col)
+    rows = []
+    for r in table.rows:
+        row = {"method": _method_label(r)}
+        row.update({_label(*c): _cell(r, c) for c in table.columns})
+        row[f"{rl} 95% CI"] = _ci(r)
+        row[f"W/T/L ({rl})"] = _wtl(r, rank_col)
+        row["coverage"] = r.coverage
+        row["seeds"] = r.seeds
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pvalue_frame(table: Table) -> pd.DataFrame:
+    """Per method and metric: "Wilcoxon p / permutation p" against the best."""
+    rows = []
+    for r in table.rows:
+        if not r.vs_best:
+            continue
+        row = {"method": r.method}
+        for c in table.columns:
+            p = r.vs_best.get(c)
+            row[_label(*c)] = (f"{analysis.format_p(p.wilcoxon.pvalue)} / "
+                               f"{analysis.format_p(p.permutation.pvalue)}") if p else "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def numeric_frame(table: Table) -> pd.DataFrame:
+    """The main table as numbers (CSV export)."""
+    rank_col = RANK_BY if RANK_BY in table.columns else table.columns[-1]
+    rows = []
+    for r in table.rows:
+        row: dict[str, Any] = {"method": r.method, "status": r.status, "coverage": r.coverage,
+                               "seeds": r.seeds}
+        for c in table.columns:
+            name = f"{c[0]}@{c[1]}"
+            p = r.vs_best.get(c)
+            row[f"{name}_mean"] = r.mean.get(c)
+            row[f"{name}_std"] = r.std.get(c)
+            row[f"{name}_mark"] = p.mark() if p else ""
+            row[f"{name}_p_wilcoxon"] = p.wilcoxon.pvalue if p else None
+            row[f"{name}_p_permutation"] = p.permutation.pvalue if p else None
+        name = f"{rank_col[0]}@{rank_col[1]}"
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = r.ci
+        p = r.vs_best.get(rank_col)
+        row["wins"], row["ties"], row["losses"] = (p.wins, p.ties, p.losses) if p else (None,) * 3
+        rows.append(row)
+    return tidy_numbers(pd.DataFrame(rows), ["seeds", "wins", "ties", "losses"])
+
+
+def tidy_numbers(frame: pd.DataFrame, counts: list[str]) -> pd.DataFrame:
+    """Counts as nullable integers; floats rounded to 6 decimals without a negative zero."""
+    frame = frame.copy()
+    for c in frame.columns:
+        if c in counts:
+            frame[c] = pd.array([None if v is None or v != v else int(v) for v in frame[c]],
+                                dtype="Int64")
+        elif frame[c].dtype == object and frame[c].map(
+                lambda v: v is None or isinstance(v, float)).all():
+            frame[c] = frame[c].astype(float)
+        if frame[c].dtype == float:
+            frame[c] = frame[c].round(6) + 0.0
+    return frame
+
+
+def _md(frame: pd.DataFrame) -> str:
+    return tabulate(frame, headers="keys", tablefmt="github", showindex=False,
+                    disable_numparse=True) if not frame.empty else "(no results)"
+
+
+def _significance_notes(table: Table, what: str) -> list[str]:
+    rank_col = RANK_BY if RANK_BY in table.columns else table.columns[-1]
+    rl = _label(*rank_col)
+    n = len(table.targets)
+    lines = [
+        f"- ▲ / ▼: significantly better / worse than the best method (`{table.best}`, first by "
+        f"{rl}{what}); = : no significant difference. Test: two-sided **Wilcoxon signed-rank** "
+        f"over the {n} targets, paired on the per-target mean over seeds, p < {analysis.ALPHA} "
+        "(zero differences dropped; exact null distribution up to "
+        f"{analysis.EXACT_MAX_N} non-zero differences, conditional on ties, else the normal "
+        "approximation). Not corrected for multiple comparisons. The p-values, and those of a "
+        "paired sign-flip **permutation test** of the mean difference, are in the next table.",
+        f"- {rl} 95% CI: percentile bootstrap over the targets ({analysis.BOOTSTRAP_RESAMPLES} "
+        "resamples, seed 0) of the mean over targets.",
+        f"- W/T/L: targets on which the method's {rl} is above / within "
+        f"{analysis.TIE_TOL} of / below the best's.",
+    ]
+    return lines
+
+
+def _pvalue_block(table: Table, anchor: str) -> list[str]:
+    frame = pvalue_frame(table)
+    if frame.empty:
+        return []
+    return [
+        f"Paired tests against `{table.best}`{anchor}: Wilcoxon signed-rank p / permutation p "
+        f"(sign flips of the per-target differences; exact up to {analysis.EXACT_MAX_N} non-zero "
+        f"differences, else {analysis.PERMUTATION_RESAMPLES} Monte Carlo resamples, seed 0).",
+        "", _md(frame), ""]
+
+
+def _methods_png(table: Table, title: str) -> bytes:
+    """Bars of NDCG@5 and Sum@5 per method with their 95% bootstrap CI over targets."""
+    from benchmark.report import plots
+
+    cols = [c for c in (("ndcg", 5), RANK_BY) if c in table.columns]
+    rows = []
+    for r in table.rows:
+        if r.status == "needs":
+            continue
+        row = {"label": _method_label(r) + (" (best)" if r.status == "best" else ""),
+               "style": {"best": "best", "partial": "partial"}.get(r.status, "full")}
+        for c in cols:
+            mean = r.mean.get(c, float("nan"))
+            ci = (analysis.bootstrap_ci(table.matrices[c][r.method].to_numpy(float))
+                  if np.isfinite(mean) else (float("nan"), float("nan")))
+            row[_label(*c)] = (mean, *ci)
+        rows.append(row)
+    return plots.methods_figure(rows, [_label(*c) for c in cols], title)
+
+
+# -- one protocol page --------------------------------------------------------------------
+def split_runs(runs) -> tuple[list, list]:
+    """(main runs, like-for-like runs): the latter carry ``"common_candidates": true``."""
+    main = [r for r in runs if not r.run.get("common_candidates")]
+    common = [r for r in runs if r.run.get("common_candidates")]
+    return main, common
+
+
+def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = None,
+                    analysis_entry: dict | None = None, analysis_root: Path | None = None
+                    ) -> tuple[str, dict[str, bytes]]:
+    """Markdown and figures (``figures/<name>.png`` -> bytes) of one protocol."""
+    from benchmark.core.protocol import get_protocol
+    from benchmark.report import plots
+
+    protocol = get_protocol(protocol_name)
+    main_runs, common_runs = split_runs(runs)
+    scores, coverage, run_meta = _latest_per_method(main_runs)
+    figures: dict[str, bytes] = {}
+    seeds = sorted(scores["seed"].unique()) if not scores.empty else []
+    metric_cfg = next(iter(run_meta.values()))["protocol"]["metrics"] if run_meta else {}
+    partial = set(partial_methods(coverage))
+    table = main_table(scores, coverage, needs, partial)
+    n_cells, n_zoo_cells = _cells(coverage, protocol)
+    n_targets = len(table.targets)
+    lines = [
+        f"# Leaderboard: `{protocol.name}`",
+        "",
+        f"{protocol.description}. Leave-one-dataset-out: every target dataset is held out once;",
+        "a method sees the other datasets' ground truth and never the target's.",
+        "",
+        f"- Protocol: `{protocol.name}`, leave-one-dataset-out over {n_targets} evaluated "
+        f"targets (of {len(protocol.datasets)}); {len(protocol.zoo)} models.",
+        f"- Ground truth: {', '.join(protocol.gt_sources)} (per cell, first source that "
+        "publishes it; see coverage below).",
+        f"- Metrics: NDCG ideal = `{metric_cfg.get('ndcg_ideal', '?')}`, τ variant = "
+        f"`{metric_cfg.get('tau_variant', '?')}` (Kendall tau-b on the top-k intersection); "
+        "R@k = top-k recall; Sum = NDCG@5 + τ@5.",
+        f"- Seeds: {len(seeds)} ({', '.join(map(str, seeds))}); cells are mean ± std over seeds "
+        "of the mean over targets.",
+        f"- Coverage: {n_cells} of the {n_zoo_cells} (model, target) cells have ground truth "
+        "(the candidates); "
+        + (f"{', '.join(f'`{m}`' for m in sorted(partial))} rank fewer ({DAGGER}, their "
+           "coverage column)." if partial else "every method ranks all of them."),
+        f"- Significance: ▲/▼/= against the best method, Wilcoxon signed-rank over targets "
+        f"(p < {analysis.ALPHA}); permutation p, win/tie/loss and bootstrap CIs alongside.",
+        f"- Produced by vlmbench {__version__} (`python -m benchmark leaderboard --rerun`).",
+        "",
+        "## Results (computed by this code)",
+        "",
+        _md(table_frame(table)),
+        "",
+    ]
+    if table.best:
+        lines += _significance_notes(table, ", among full-coverage methods")
+    if partial:
+        lines.append(
+            f"- {DAGGER} Partial coverage: ranks only the candidates it has features for (its "
+            "coverage column), a different task from ranking all of them; so it gets no marks and "
+            "is never the best here. It is compared like for like in "
+            "[On the models every method covers](#on-the-models-every-method-covers).")
+    lines.append("")
+    lines += _pvalue_block(table, "")
+    if not scores.empty:
+        name = f"{FIGURES}/{protocol.name}-methods.png"
+        figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
+        lines += [f"![{protocol.name}: methods, mean over targets with 95% bootstrap CI]"
+                  f"({name})", ""]
+    if partial:
+        lines += _common_section(common_runs, protocol, partial, figures)
+    if protocol_name in REPORTED:
+        rep = REPORTED[protocol_name]
+        lines += ["## Reported in the literature (not computed here)", "",
+                  f"Source: {rep['source']}.", ""]
+        cols = [(m, k) for m, k in MAIN_COLUMNS if any((m, k) in r for r in rep["rows"].values())]
+        rows = [[name] + [_fmt(r.get(c)) if c in r else "—" for c in cols]
+                for name, r in rep["rows"].items()]
+        lines += [tabulate(rows, headers=["method"] + [_label(*c) for c in cols],
+                           tablefmt="github"), ""]
+    if not scores.empty:
+        matrix = analysis.target_matrix(scores, "ndcg", 5)
+        matrix.columns = [f"{m} {DAGGER}" if m in partial else m for m in matrix.columns]
+        lines += ["## NDCG@5 per target (mean over seeds)", "",
+                  tabulate(matrix.map(lambda v: _fmt(v)), headers="keys", tablefmt="github",
+                           disable_numparse=True), ""]
+        name = f"{FIGURES}/{protocol.name}-ndcg5-per-target.png"
+        figures[name] = plots.heatmap_figure(matrix, f"{protocol.name}: NDCG@5 per target "
+                                             "(mean over seeds)", "NDCG@5")
+        lines += [f"![{protocol.name}: NDCG@5 per target and method]({name})", ""]
+    if analysis_entry is not None:
+        lines += _analysis_section(protocol.name, analysis_entry, analysis_root, figures)
+    lines += ["## Coverage", ""]
+    lines += [_coverage_table(run_meta, coverage, protocol), ""]
+    if protocol.notes:
+        lines += ["Notes:", ""] + [f"- {n}" for n in protocol.notes] + [""]
+    return "\n".join(lines), figures
+
+
+def _cells(coverage: pd.DataFrame, protocol) -> tuple[int, int]:
+    zoo_cells = len(protocol.zoo) * len(protocol.datasets)
+    if coverage.empty:
+        return 0, zoo_cells
+    first = coverage.drop_duplicates("target")
+    return int(first["protocol_candidates"].sum()), zoo_cells
+
+
+def _common_section(common_runs, protocol, partial: set[str], figures: dict) -> list[str]:
+    lines = ["## On the models every method covers", ""]
+    scores, coverage, _ = _latest_per_method(common_runs)
+    if scores.empty:
+        return lines + ["(no like-for-like run in the results: `python -m benchmark leaderboard "
+                        "--rerun` makes one)", ""]
+    full = int(coverage.drop_duplicates("target")["protocol_candidates"].sum())
+    per_target = coverage.groupby("target")["candidates"].min()
+    cells = int(per_target.sum())
+    n_targets = int(scores["target"].nunique())
+    table = main_table(scores, coverage)
+    lines += [
+        f"{', '.join(f'`{m}`' for m in sorted(partial))} rank only part of the candidates. Here "
+        "every method was re-run with `common_candidates=True`: on each target it ranks only "
+        f"the models every method covers — **{cells} of the {full} candidate cells**, "
+        f"{n_targets} targets evaluated (a target needs at least 2 common candidates). Like for "
+        "like: every method is eligible as best and marked.",
+        "",
+        _md(table_frame(table)),
+        "",
+    ]
+    if table.best:
+        lines += _significance_notes(table, ", on the common candidates") + [""]
+    lines += _pvalue_block(table, " on the common candidates")
+    name = f"{FIGURES}/{protocol.name}-common-methods.png"
+    figures[name] = _methods_png(table, f"{protocol.name}, common candidates ({cells} "
+                                 f"cells): mean over targets, 95% bootstrap CI")
+    lines += [f"![{protocol.name}: methods on the common candidates]({name})", ""]
+    return lines
+
+
+def _latest_per_method(runs):
+    scores, coverage, meta = [], [], {}
+    chosen: dict[str, object] = {}
+    for run in runs:  # sorted by path: later runs override earlier ones
+        for method in run.scores["method"].unique():
+            chosen[method] = run
+    for method, run in sorted(chosen.items()):
+        scores.append(run.scores[run.scores.method == method])
+        coverage.append(run.coverage[run.coverage.method == method])
+        meta[method] = run.run
+    if not scores:
+        return pd.DataFrame(), pd.DataFrame(), {}
+    return pd.concat(scores), pd.concat(coverage), meta
+
+
+def _coverage_table(run_meta, coverage, protocol) -> str:
+    if coverage.empty:
+        return "(no runs)"
+    first = coverage.drop_duplicates("target").set_index("target")
+    zoo = len(protocol.zoo)
+    rows = []
+    for t in protocol.datasets:
+        if t in first.index:
+            rows.append((t, f"{int(first.loc[t, 'protocol_candidates'])}/{zoo}"))
+        else:
+            rows.append((t, f"0/{zoo} (not evaluated: fewer than 2 candidates)"))
+    total = sum(int(first.loc[t, "protocol_candidates"]) for t in protocol.datasets
+                if t in first.index)
+    rows.append(("**all**", f"{total}/{zoo * len(protocol.datasets)}"))
+    return tabulate(rows, headers=["target", "candidates / zoo"], tablefmt="github")
+
+
+# -- sensitivity and sample efficiency ([analysis.<protocol>] in runs.toml) ---------------
+ANALYSIS_KINDS = ("sweeps", "sample_efficiency")
+
+
+def _analysis_title(kind: str, item: dict) -> str:
+    if kind == "sweeps":
+        names = [p.partition("=")[0].strip() for p in item.get("param", [])]
+        return f"`{item['method']}` sensitivity to {' × '.join(names) or '?'}"
+    tgt = item.get("n_target")
+    extra = "" if not tgt else (", n_target = n_source" if tgt == "same" else
+                                f", n_target in {{{tgt}}}")
+    return f"`{item['method']}` sample efficiency (n_source in {{{item.get('n_source')}}}{extra})"
+
+
+def _analysis_section(protocol: str, entry: dict, root: Path | None, figures: dict) -> list[str]:
+    lines = ["## DCD sensitivity and sample efficiency", ""]
+    declared = [(kind, i, item) for kind in ANALYSIS_KINDS
+                for i, item in enumerate(entry.get(kind, []))]
+    if not declared:
+        return lines + [
+            f"No sensitivity or sample-efficiency runs are declared for `{protocol}` "
+            f"(`[analysis.{protocol}]` in `leaderboard/runs.toml` is empty): DCD needs "
+            "conductance feature packs (`python -m benchmark extract conductance ...`), which "
+            "do not exist for this leaderboard yet. Once they do, declare the runs there and "
+            "`leaderboard --rerun` adds the β/γ heatmap and the sample-efficiency curve here.",
+            ""]
+    for kind, i, item in declared:
+        title = _analysis_title(kind, item)
+        lines += [f"### {title}", ""]
+        out = root / f"{kind}-{i}" if root is not None else None
+        if out is None or not (out / "item.json").is_file():
+            lines += ["Declared but not run (`python -m benchmark leaderboard --rerun`).", ""]
+            continue
+        info = json.loads((out / "item.json").read_text())
+        if info.get("skipped"):
+            lines += [f"Declared but not run: {info['skipped']}.", ""]
+            continue
+        lines += _analysis_body(protocol, kind, i, item, info, pd.read_csv(out / "table.csv"),
+                                figures)
+    return lines
+
+
+def _analysis_body(protocol, kind, i, item, info, table, figures) -> list[str]:
+    from benchmark.report import plots
+
+    metric = info["metric"]
+    params = list(info["params"])
+    seeds = info["seeds"]
+    shown = table[params].astype(str)
+    shown[metric] = [_fmt(m, s) for m, s in zip(table[metric], table[f"{metric}_std"],
+                                                 strict=True)]
+    lines = [f"{metric}, mean ± std over {len(seeds)} seed(s) of the mean over targets.", "",
+             _md(shown), ""]
+    name = f"{FIGURES}/{protocol}-{'sweep' if kind == 'sweeps' else 'sample-efficiency'}-{i}.png"
+    title = f"{info['method']} on {protocol}: {metric} (mean over {len(seeds)} seeds)"
+    if kind == "sweeps" and len(params) in (1, 2):
+        figures[name] = plots.sweep_figure(table, params, metric, title)
+    elif kind == "sample_efficiency":
+        from benchmark.studies.sample_efficiency import SOURCE, TARGET
+
+        hue = TARGET if TARGET in params and item.get("n_target") not in (None, "same") else None
+        figures[name] = plots.sample_efficiency_figure(table, SOURCE, hue, metric, title)
+    if name in figures:
+        lines += [f"![{title}]({name})", ""]
+    return lines
+
+
+def run_analyses(protocol_name: str, entry: dict, out: Path, data) -> None:
+    """Run the declared sweeps / sample-efficiency curves of one protocol into ``out``."""
+    from benchmark.core.harness import Harness, MissingFeaturesError, resolve_methods
+    from benchmark.core.protocol import get_protocol
+    from benchmark.features.kinds import get_kind
+    from benchmark.studies.sample_efficiency import points as se_points
+    from benchmark.studies.sweep import (
+        grid_points,
+        parse_fixed,
+        parse_grid,
+        parse_metric,
+        run_points,
+    )
+
+    for kind in ANALYSIS_KINDS:
+        for i, item in enumerate(entry.get(kind, [])):
+            protocol = get_protocol(protocol_name)
+            seeds = tuple(range(int(item.get("seeds", len(protocol.seeds)))))
+            metric = "{}@{}".format(*parse_metric(item.get("metric", "ndcg@5"),
+                                                  protocol.metrics.ks))
+            if kind == "sweeps":
+                points = grid_points(parse_grid(item["param"]))
+            else:
+                n_t = item.get("n_target")
+                n_source = [int(v) for v in str(item["n_source"]).split(",")]
+                points = se_points(n_source, n_t if n_t in (None, "same") else
+                                   [int(v) for v in str(n_t).split(",")])
+            harness = Harness.from_data(protocol, data)
+            info: dict[str, Any] = {"kind": kind, "method": item["method"], "metric": metric,
+                                    "seeds": list(seeds), "params": list(points[0])}
+            d = out / f"{kind}-{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            try:
+                res = run_points(harness, item["method"], points, parse_fixed(item.get("set")),
+                                 seeds, progress=False)
+            except MissingFeaturesError:
+                cls = resolve_methods([item["method"]])[0].cls
+                info["skipped"] = "; ".join(get_kind(k).needs for k in cls.requires)
+            else:
+                res.table.to_csv(d / "table.csv", index=False)
+            (d / "item.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
+
+
+# -- regeneration ------------------------------------------------------------------------
+def load_spec(path: Path = RUNS_FILE) -> dict:
+    from benchmark.data._toml import load_toml
+
+    return load_toml(path)
+
+
+def rerun(spec: dict, out_root: Path, data) -> None:
+    """Run every protocol of the spec into ``out_root/<protocol>/run``; when some method has
+    partial coverage, again with ``common_candidates=True`` into ``.../common``; then the
+    declared analyses into ``.../analysis``."""
+    from benchmark.core import results
+    from benchmark.core.harness import Harness, resolve_methods
+    from benchmark.core.protocol import get_protocol
+
+    for name, entry in spec["protocol"].items():
+        protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
+        harness = Harness.from_data(protocol, data)
+        methods = resolve_methods(list(entry["methods"]))
+        res = harness.run(methods, skip_unavailable=True, progress=False)
+        results.write(res, out_root / name / "run")
+        if partial_methods(res.coverage):
+            common = harness.run(methods, skip_unavailable=True, progress=False,
+                                 common_candidates=True)
+            results.write(common, out_root / name / "common", extra={"common_candidates": True})
+    for name, entry in spec.get("analysis", {}).items():
+        run_analyses(name, entry, out_root / name / "analysis", data)
+
+
+def _needs(entry: dict, runs) -> dict[str, str]:
+    from benchmark.features.kinds import get_kind
+
+    needs = {}
+    for run in runs:
+        needs.update(run.run.get("skipped", {}))
+    ran = {m for r in runs for m in r.scores["method"].unique()}
+    needs = {m: r for m, r in needs.items() if m not in ran}
+    for m in entry.get("methods", []):
+        if m not in ran and m not in needs:
+            import methods as registry
+
+            _, cls, _ = registry.resolve(m)
+            needs[m] = "; ".join(get_kind(k).needs for k in cls.requires) or "not run"
+    return needs
+
+
+def render_all(spec: dict, results_root: Path) -> dict[str, str | bytes]:
+    """File name (relative to ``leaderboard/``) -> content: Markdown (str) for every protocol
+    of the spec and the index, PNG bytes for the figures."""
+    from benchmark.core import results
+
+    files: dict[str, str | bytes] = {}
+    index_rows = []
+    for name, entry in spec["protocol"].items():
+        runs = [r for r in results.find_runs(results_root / name)
+                if "analysis" not in r.path.relative_to(results_root / name).parts]
+        main_runs, common_runs = split_runs(runs)
+        analysis_entry = spec.get("analysis", {}).get(name)
+        text, figures = render_protocol(runs, name, _needs(entry, main_runs), analysis_entry,
+                                        results_root / name / "analysis")
+        files[f"{name}.md"] = text
+        files.update(figures)
+        scores, coverage, _ = _latest_per_method(main_runs)
+        if scores.empty:
+            continue
+        partial = set(partial_methods(coverage))
+        table = main_table(scores, coverage, partial=partial)
+        top = next((r for r in table.rows if r.status == "best"), None)
+        common = "—"
+        c_scores, c_cov, _ = _latest_per_method(common_runs)
+        if partial and not c_scores.empty:
+            c_table = main_table(c_scores, c_cov)
+            cells = int(c_cov.groupby("target")["candidates"].min().sum())
+            common = f"{c_table.best} ({cells} cells)" if c_table.best else "—"
+        index_rows.append((
+            f"[{name}]({name}.md)", top.method if top else "—",
+            _fmt(top.mean[("ndcg", 5)], top.std[("ndcg", 5)]) if top else "—",
+            _fmt(top.mean[RANK_BY], top.std[RANK_BY]) if top else "—",
+            ", ".join(f"{m} {DAGGER}" for m in sorted(partial)) or "—", common))
+    index = [
+        "# vlmbench leaderboards",
+        "",
+        "Generated by `python -m benchmark leaderboard --rerun`; do not edit by hand.",
+        f"Produced by vlmbench {__version__}.",
+        "",
+        tabulate(index_rows, headers=["protocol", "best method (Sum@5, full coverage)",
+                                      "its NDCG@5", "its Sum@5", "partial coverage",
+                                      "best on the common candidates"], tablefmt="github"),
+        "",
+        f"{DAGGER} Methods that rank only part of the candidates (e.g. only the models with "
+        "text features) are never named best against methods that rank all of them; each "
+        "protocol page compares them like for like on the models every method covers.",
+        "",
+    ]
+    files["README.md"] = "\n".join(index)
+    return files
+
+
+# -- export -------------------------------------------------------------------------------
+def latex_escape(text: str) -> str:
+    out = str(text).replace("\\", "\0")  # backslashes last, after the braces are escaped
+    for a, b in (("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
+                 ("{", r"\{"), ("}", r"\}")):
+        out = out.replace(a, b)
+    out = out.replace("\0", r"\textbackslash{}")
+    for a, b in (("±", r"$\pm$"), ("▲", r"$\blacktriangle$"), ("▼", r"$\blacktriangledown$"),
+                 ("τ", r"$\tau$"), ("—", "--"), ("−", "-"), (DAGGER, r"$^\dagger$"),
+                 ("×", r"$\times$")):
+        out = out.replace(a, b)
+    return out
+
+
+def latex_table(frame: pd.DataFrame, caption: str, bold_first: int | None = None) -> str:
+    """A booktabs tabular (needs ``\\usepackage{booktabs,amssymb}``)."""
+    cols = list(frame.columns)
+    lines = [f"% {caption}",
+             f"% Generated by vlmbench {__version__}; needs \\usepackage{{booktabs,amssymb}}.",
+             "\\begin{tabular}{l" + "r" * (len(cols) - 1) + "}", "\\toprule",
+             " & ".join(latex_escape(c) for c in cols) + " \\\\", "\\midrule"]
+    for i, row in enumerate(frame.itertuples(index=False)):
+        cells = [latex_escape(v) for v in row]
+        if bold_first is not None and i == bold_first:
+            cells[0] = f"\\textbf{{{cells[0]}}}"
+        lines.append(" & ".join(cells) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", ""]
+    return "\n".join(lines)
+
+
+def export_tables(spec: dict, results_root: Path, out: Path) -> list[Path]:
+    """``<protocol>-main.csv/.tex`` (and ``-common``) for every protocol with results."""
+    from benchmark.core import results
+
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, entry in spec["protocol"].items():
+        runs = [r for r in results.find_runs(results_root / name)
+                if "analysis" not in r.path.relative_to(results_root / name).parts]
+        main_runs, common_runs = split_runs(runs)
+        scores, coverage, _ = _latest_per_method(main_runs)
+        if scores.empty:
+            continue
+        partial = set(partial_methods(coverage))
+        tables = {"main": main_table(scores, coverage, _needs(entry, main_runs), partial)}
+        c_scores, c_cov, _ = _latest_per_method(common_runs)
+        if partial and not c_scores.empty:
+            tables["common"] = main_table(c_scores, c_cov)
+        for which, table in tables.items():
+            stem = out / f"{name}-{which}"
+            numeric_frame(table).to_csv(stem.with_suffix(".csv"), index=False,
+                                        float_format="%.6f")
+            best = next((i for i, r in enumerate(table.rows) if r.status == "best"), None)
+            what = "main table" if which == "main" else "on the models every method covers"
+            stem.with_suffix(".tex").write_text(latex_table(
+                table_frame(table), f"vlmbench leaderboard {name}, {what}", best))
+            written += [stem.with_suffix(".csv"), stem.with_suffix(".tex")]
+    return written
+
+
+def _stale_figures(out: Path, files: dict) -> list[str]:
+    fig_dir = out / FIGURES
+    if not fig_dir.is_dir():
+        return []
+    return sorted(f"{FIGURES}/{p.name}" for p in fig_dir.glob("*.png")
+                  if f"{FIGURES}/{p.name}" not in files)
+
+
+def check(files: dict, out: Path) -> list[str]:
+    """Names of the files under ``out`` that differ from ``files`` (or should not exist)."""
+    from benchmark.report import plots
+
+    stale = []
+    for name, content in files.items():
+        path = out / name
+        if isinstance(content, bytes):
+            current = path.read_bytes() if path.is_file() else b""
+            fresh, how = plots.same_figure(current, content)
+            if not fresh:
+                stale.append(name)
+                sys.stdout.write(f"{name}: figure differs from the regenerated one\n")
+            elif how != "identical bytes":
+                sys.stdout.write(f"{name}: {how}\n")
+            continue
+        current = path.read_text() if path.is_file() else ""
+        if current != content:
+            stale.append(name)
+            diff = difflib.unified_diff(current.splitlines(), content.splitlines(),
+                                        f"{path} (committed)", "regenerated", lineterm="")
+            sys.stdout.write("\n".join(list(diff)[:40]) + "\n")
+    for name in _stale_figures(out, files):
+        stale.append(name)
+        sys.stdout.write(f"{name}: no longer generated\n")
+    return stale

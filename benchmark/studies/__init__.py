@@ -1,0 +1,1 @@
+"""Studies beyond one run: parameter sweeps and sample efficiency (metrics vs images)."""
