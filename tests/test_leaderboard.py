@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmark.core.harness import SCORE_COLUMNS
 from benchmark.cli import leaderboard as cli_leaderboard
+from benchmark.core.harness import SCORE_COLUMNS
 from benchmark.report import analysis, leaderboard
 
 

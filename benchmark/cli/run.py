@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
-from benchmark.cli.common import add_data_options, csv_list, data_layer, parse_param, parse_seeds
+from benchmark.cli.common import add_data_options, csv_list, parse_param, parse_seeds
 from benchmark.errors import UsageError
 
 
@@ -39,25 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from benchmark.api import evaluate
     from benchmark.core import results
-    from benchmark.core.harness import Harness, resolve_methods
-    from benchmark.core.metrics import MetricConfig
-    from benchmark.core.protocol import get_protocol
-    from benchmark.features.store import FeatureStore
 
-    protocol = get_protocol(args.protocol)
-    if args.models:
-        protocol = protocol.restrict_zoo(csv_list(args.models))
-    if args.datasets:
-        protocol = protocol.restrict_datasets(csv_list(args.datasets))
-    seeds = parse_seeds(args.seeds)
-    if seeds is not None:
-        protocol = protocol.with_options(seeds=seeds)
-    if args.tau_variant or args.ndcg_ideal:
-        protocol = protocol.with_options(metrics=MetricConfig(
-            ndcg_ideal=args.ndcg_ideal or protocol.metrics.ndcg_ideal,
-            tau_variant=args.tau_variant or protocol.metrics.tau_variant,
-        ))
     names = csv_list(args.methods)
     if not names:
         raise UsageError("--methods is empty (e.g. --methods inb,avgrank,random)")
@@ -65,27 +48,19 @@ def run(args) -> int:
     for item in args.set or []:
         method, name, value = parse_param(item)
         overrides.setdefault(method, {})[name] = value
-    methods = resolve_methods(names, overrides)
-    unknown = set(overrides) - set(names) - {m.name for m in methods}
-    if unknown:
-        raise UsageError(f"--set names method(s) not in --methods: {sorted(unknown)}")
-    started = time.perf_counter()
-    store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    harness = Harness.from_data(protocol, data_layer(args), store, args.allow_random_init,
-                                allow_partial=args.allow_partial)
-    result = harness.run(methods, skip_unavailable=args.skip_unavailable,
-                         progress=not args.no_progress,
-                         common_candidates=args.common_candidates)
-    out = Path(args.out) if args.out else results.default_out_dir(protocol.name)
-    elapsed = time.perf_counter() - started
-    results.write(result, out, extra={
-        "data": harness.ctx.data.describe(),
-        "features_dir": str(store.root),
-        "wall_time_s": round(elapsed, 3),
-        "command": " ".join(sys.argv),
-    })
-    print(summary(result))
-    print(f"wrote {out} ({elapsed:.1f} s)")
+    res = evaluate(
+        names, args.protocol, parse_seeds(args.seeds), params=overrides,
+        models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,
+        tau_variant=args.tau_variant, ndcg_ideal=args.ndcg_ideal,
+        features_dir=args.features_dir, mirror=args.mirror, offline=args.offline or None,
+        skip_unavailable=args.skip_unavailable, allow_partial=args.allow_partial,
+        allow_random_init=args.allow_random_init, common_candidates=args.common_candidates,
+        progress=not args.no_progress,
+    )
+    out = Path(args.out) if args.out else results.default_out_dir(res.protocol)
+    res.save(out, extra={"command": " ".join(sys.argv)})
+    print(summary(res))
+    print(f"wrote {out} ({res.provenance['wall_time_s']:.1f} s)")
     return 0
 
 

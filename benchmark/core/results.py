@@ -111,9 +111,14 @@ def write_dir(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
     return out
 
 
-def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None) -> Path:
-    """Write a results directory atomically; refuses to overwrite an existing one."""
-    run = json.dumps(provenance(result, extra), indent=2, sort_keys=True, default=repr) + "\n"
+def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None,
+          run: Mapping[str, Any] | None = None) -> Path:
+    """Write a results directory atomically; refuses to overwrite an existing one.
+
+    ``run``: the provenance to store as ``run.json`` (default: :func:`provenance` now).
+    """
+    run = json.dumps(dict(run) if run is not None else provenance(result, extra), indent=2,
+                     sort_keys=True, default=repr) + "\n"
     return write_dir(out_dir, {
         "scores.csv": lambda p: result.scores[SCORE_COLUMNS].to_csv(p, index=False),
         "predictions.csv": lambda p: result.predictions.to_csv(p, index=False),
@@ -154,3 +159,16 @@ def find_runs(root: Path) -> list[StoredRun]:
         return []
     return [read(p.parent) for p in sorted(root.rglob("run.json"))
             if not p.parent.name.startswith(".")]
+
+
+def seed_means(scores: pd.DataFrame) -> pd.DataFrame:
+    """(method, seed, metric, k) -> mean over targets; NaN if the method misses a target."""
+    cols = ["method", "seed", "metric", "k", "value"]
+    if scores.empty:
+        return pd.DataFrame(columns=cols)
+    targets = sorted(scores["target"].unique())
+    keys = ["method", "seed", "metric", "k"]
+    wide = scores.set_index([*keys, "target"])["value"].unstack("target")
+    wide = wide.reindex(columns=targets).sort_index()
+    out = wide.mean(axis=1, skipna=False).rename("value").reset_index()
+    return out[cols]

@@ -42,6 +42,7 @@ import pandas as pd
 from tabulate import tabulate
 
 from benchmark import __version__
+from benchmark.core.results import seed_means
 from benchmark.report import analysis
 
 log = logging.getLogger(__name__)
@@ -77,19 +78,6 @@ REPORTED = {
 
 def _label(metric: str, k: int) -> str:
     return f"{LABELS[metric]}@{k}"
-
-
-def seed_means(scores: pd.DataFrame) -> pd.DataFrame:
-    """(method, seed, metric, k) -> mean over targets; NaN if the method misses a target."""
-    cols = ["method", "seed", "metric", "k", "value"]
-    if scores.empty:
-        return pd.DataFrame(columns=cols)
-    targets = sorted(scores["target"].unique())
-    keys = ["method", "seed", "metric", "k"]
-    wide = scores.set_index([*keys, "target"])["value"].unstack("target")
-    wide = wide.reindex(columns=targets).sort_index()
-    out = wide.mean(axis=1, skipna=False).rename("value").reset_index()
-    return out[cols]
 
 
 def _fmt(mean: float, std: float | None = None) -> str:

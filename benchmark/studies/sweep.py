@@ -170,7 +170,7 @@ class SweepResult:
 
 def summarize_points(scores: pd.DataFrame, points: list[dict[str, Any]]) -> pd.DataFrame:
     """One row per point: its parameters, mean and std over seeds of the mean over targets."""
-    from benchmark.report.leaderboard import seed_means
+    from benchmark.core.results import seed_means
 
     rows = []
     for i, point in enumerate(points):

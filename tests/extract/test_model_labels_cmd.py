@@ -16,11 +16,11 @@ from PIL import Image
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
 
-from methods.mll import graph as mll_graph  # noqa: E402
 from benchmark.cli import main  # noqa: E402
 from benchmark.extract import model_labels_cmd, models  # noqa: E402
 from benchmark.features.model_labels import KIND, NODES, decode_texts  # noqa: E402
 from benchmark.features.store import FeatureStore  # noqa: E402
+from methods.mll import graph as mll_graph  # noqa: E402
 from methods.mll.graph import SemanticGraph, imagenet_wnids  # noqa: E402
 
 pytestmark = pytest.mark.torch
