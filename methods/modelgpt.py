@@ -128,32 +128,48 @@ class ModelGPT(Selector):
         self.grid_search = grid_search
 
     # -- rows -----------------------------------------------------------------------------
-    def _row(self, record, imagenet: dict[str, float], model: str) -> list[float]:
-        return [imagenet[model] if c == IN_SCORE else float(record[c]) for c in self.columns_]
-
     def _needs_imagenet(self) -> bool:
         return IN_SCORE in self.columns_
+
+    def _design(self, fv, models: list[str], dataset: str, imagenet: pd.Series) -> np.ndarray:
+        """``[len(models), len(columns_)]`` feature rows of ``models`` on ``dataset``."""
+        cols = []
+        for c in self.columns_:
+            if c == IN_SCORE:
+                cols.append(imagenet.reindex(models).to_numpy(dtype=float))
+            else:
+                cols.append(fv.scalar_array(c, models, [dataset])[:, 0])
+        return np.stack(cols, axis=1) if cols else np.zeros((len(models), 0))
 
     def training_table(self, train: TrainView) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """``(X, y, source of each row)`` over the (model, source) pairs usable for the fit."""
         fv = train.feature(KIND)
-        imagenet = train.imagenet.dropna().astype(float).to_dict()
+        imagenet = train.imagenet.dropna().astype(float)
         acc = train.accuracy
+        sources = list(train.source_ids)
+        models = list(acc.index)
+        feats = {c: fv.scalar_array(c, models, sources) for c in self.columns_ if c != IN_SCORE}
+        inb = imagenet.reindex(models).to_numpy(dtype=float)
+        a = acc.reindex(columns=sources).to_numpy(dtype=float)
+        # a (model, source) pair needs an accuracy and a record (every record has every column)
+        has = np.isfinite(a) & np.isfinite(fv.scalar_array(FEATURE_COLUMNS[0], models, sources))
+        if self._needs_imagenet():
+            has &= np.isfinite(inb)[:, None]
         X, y, groups = [], [], []
-        for s in train.source_ids:
-            col = acc[s].dropna().astype(float).to_dict()
-            models = [
-                m for m in col if fv.has(m, s) and (not self._needs_imagenet() or m in imagenet)
-            ]
-            if not models:
+        for j, s in enumerate(sources):
+            rows = np.flatnonzero(has[:, j])
+            if len(rows) == 0:
                 continue
-            target = np.array([col[m] for m in models])
+            target = a[rows, j]
             if self.center_per_dataset:
                 target = target - target.mean()
-            X += [self._row(fv.get(m, s), imagenet, m) for m in models]
-            y += target.tolist()
-            groups += [s] * len(models)
-        return np.asarray(X, dtype=float), np.asarray(y, dtype=float), groups
+            X.append(np.stack([inb[rows] if c == IN_SCORE else feats[c][rows, j]
+                               for c in self.columns_], axis=1))
+            y.append(target)
+            groups += [s] * len(rows)
+        if not X:
+            return np.zeros((0, len(self.columns_))), np.zeros(0), []
+        return np.concatenate(X), np.concatenate(y), groups
 
     # -- Selector API -------------------------------------------------------------------------
     def fit(self, train: TrainView) -> ModelGPT:
@@ -202,5 +218,8 @@ class ModelGPT(Selector):
                 )
         if not cands:
             return pd.Series(dtype=float)
-        X = np.asarray([self._row(fv.get(m, target.dataset.id), imagenet, m) for m in cands])
+        X = self._design(fv, cands, target.dataset.id, target.imagenet.dropna().astype(float))
+        if not np.all(np.isfinite(X)):
+            bad = [m for m, row in zip(cands, X, strict=True) if not np.all(np.isfinite(row))]
+            fv.get(bad[0], target.dataset.id)  # raises: no record for that candidate
         return pd.Series(self.estimator_.predict(X).astype(float), index=cands)

@@ -162,3 +162,31 @@ def test_metrics_invariant_to_input_order():
         assert kendall_tau_at_k(pred, truth, k) == kendall_tau_at_k(
             pred.iloc[perm], truth.iloc[perm], k
         )
+
+
+# The harness computes metrics through MetricConfig.evaluate's numpy path; it must equal the
+# reference functions (written as the formulas) on any input, ties included.
+@pytest.mark.parametrize("ideal", ["intersection", "truth_topk"])
+@pytest.mark.parametrize("variant", ["clean", "lovm"])
+def test_fast_evaluate_equals_the_reference_functions(ideal, variant):
+    from benchmark.core.metrics import MetricConfig, kendall_tau_at_k, ndcg_at_k, recall_at_k
+
+    rng = np.random.default_rng(7)
+    cfg = MetricConfig(ks=(1, 2, 3, 5, 7, 30), ndcg_ideal=ideal, tau_variant=variant)
+    for trial in range(300):
+        n = int(rng.integers(2, 25))
+        ids = [f"m{j}" for j in rng.permutation(n)]
+        # coarse values make ties common on both sides
+        scores = pd.Series(rng.integers(0, 4 if trial % 2 else 50, n).astype(float), index=ids)
+        truth = pd.Series(rng.integers(0, 5 if trial % 3 else 60, n) / 10.0,
+                          index=rng.permutation(ids))
+        got = {(m, k): v for m, k, v in cfg.evaluate(scores, truth)}
+        for k in cfg.ks:
+            want = {
+                "ndcg": ndcg_at_k(scores, truth, k, ideal=ideal),
+                "tau": kendall_tau_at_k(scores, truth, k, variant=variant),
+                "recall": recall_at_k(scores, truth, k),
+            }
+            want["sum"] = want["ndcg"] + want["tau"]
+            for m, v in want.items():
+                assert got[(m, k)] == pytest.approx(v, abs=1e-12), (trial, m, k)

@@ -28,8 +28,9 @@ import pandas as pd
 
 import methods as method_registry
 from benchmark.core.protocol import Protocol, ProtocolData
-from benchmark.core.views import FeatureView, TargetView, TrainView
+from benchmark.core.views import DenseTable, FeatureView, TargetView, TrainView
 from benchmark.data.catalog import Catalog, DatasetInfo
+from benchmark.data.groundtruth import GroundTruth
 from benchmark.data.upstream import DataLayer
 from benchmark.features.kinds import LoadContext, extractable, get_kind, group_missing
 from benchmark.features.store import FeatureStore
@@ -107,6 +108,36 @@ class RunResult:
     skipped: dict[str, str] = field(default_factory=dict)  # method -> reason
 
 
+class _Restricted(Mapping):
+    """Read-only view of the records ``(model, dataset)`` whose dataset is in ``datasets``.
+
+    Filters on access instead of copying: a fold's view of a large zoo costs nothing to build.
+    """
+
+    def __init__(self, records: Mapping, datasets: frozenset[str]) -> None:
+        self._records, self._datasets = records, datasets
+        self._keys: list | None = None
+
+    def __getitem__(self, key):
+        if key[1] not in self._datasets:
+            raise KeyError(key)
+        return self._records[key]
+
+    def __contains__(self, key) -> bool:
+        return key[1] in self._datasets and key in self._records
+
+    def _all(self) -> list:
+        if self._keys is None:
+            self._keys = [k for k in self._records if k[1] in self._datasets]
+        return self._keys
+
+    def __iter__(self):
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
 class Harness:
     """Runs methods on one protocol. Holds ground truth; hands selectors only views."""
 
@@ -124,6 +155,11 @@ class Harness:
         self.ctx = ctx
         self._infos = dict(infos)
         self._features: dict[str, dict] = dict(features or {})
+        # Per-run caches of public, fold-independent values: a fold's views are the same for
+        # every method and seed, so they are built once per (target, kinds).
+        self._views: dict[tuple, FeatureView] = {}
+        self._dense: dict[str, DenseTable] = {}
+        self._train_gt: dict[str, GroundTruth] = {}
 
     @classmethod
     def from_data(
@@ -209,17 +245,31 @@ class Harness:
             cands = tuple(m for m in cands if (m, target) in recs)
         return cands
 
+    def _dense_table(self, kind: str) -> DenseTable:
+        if kind not in self._dense:
+            self._dense[kind] = DenseTable(self.features(kind))
+        return self._dense[kind]
+
     def _feature_views(self, kinds, datasets: frozenset[str]) -> Mapping[str, FeatureView]:
         views = {}
         for kind in kinds:
-            recs = {k: r for k, r in self.features(kind).items() if k[1] in datasets}
-            views[kind] = FeatureView(kind, datasets, MappingProxyType(recs))
+            key = (kind, datasets)
+            if key not in self._views:
+                self._views[key] = FeatureView(
+                    kind, datasets, _Restricted(self.features(kind), datasets),
+                    dense=self._dense_table(kind))
+            views[kind] = self._views[key]
         return MappingProxyType(views)
+
+    def _sources_gt(self, target: str, sources: tuple[str, ...]) -> GroundTruth:
+        if target not in self._train_gt:
+            self._train_gt[target] = self.pdata.targets_gt.restrict(datasets=list(sources))
+        return self._train_gt[target]
 
     def train_view(self, target: str, seed: int, kinds=()) -> TrainView:
         sources = tuple(d for d in self.protocol.datasets if d != target)
-        gt = self.pdata.targets_gt.restrict(datasets=list(sources))
-        assert target not in set(gt.table["dataset"]), "target rows leaked into a TrainView"
+        gt = self._sources_gt(target, sources)
+        assert target not in gt.matrix.columns, "target rows leaked into a TrainView"
         return TrainView(
             protocol=self.protocol.name,
             seed=seed,

@@ -115,7 +115,8 @@ def ndcg_at_k(
 
     in_pred = set(i_k)
     ideal_models = t_k if ideal == "truth_topk" else [m for m in t_k if m in in_pred]
-    return dcg(i_k) / dcg(ideal_models)
+    best = dcg(ideal_models)
+    return dcg(i_k) / best if best != 0 else 0.0  # all-zero gains (heavy ties): no signal
 
 
 def sum_at_k(scores: pd.Series, truth: pd.Series, k: int = 5, **variants: str) -> float:
@@ -139,18 +140,81 @@ class MetricConfig:
             raise ValueError(f"unknown tau variant {self.tau_variant!r}")
 
     def evaluate(self, scores: pd.Series, truth: pd.Series) -> list[tuple[str, int, float]]:
-        """``(metric, k, value)`` for every metric and k."""
-        rows = []
-        for k in self.ks:
-            ndcg = ndcg_at_k(scores, truth, k, ideal=self.ndcg_ideal)
-            tau = kendall_tau_at_k(scores, truth, k, variant=self.tau_variant)
-            rows += [
-                ("ndcg", k, ndcg),
-                ("tau", k, tau),
-                ("recall", k, recall_at_k(scores, truth, k)),
-                ("sum", k, ndcg + tau),
-            ]
-        return rows
+        """``(metric, k, value)`` for every metric and k.
+
+        Computed by :func:`evaluate_arrays` (numpy, no pandas per metric); equal to the
+        reference functions above (``tests/test_metrics.py`` checks it on random inputs).
+        """
+        _check(scores, truth)
+        ids = np.asarray(scores.index, dtype=str)
+        return evaluate_arrays(ids, scores.to_numpy(dtype=float),
+                               truth.reindex(scores.index).to_numpy(dtype=float), self)
 
     def describe(self) -> str:
         return f"NDCG ideal={self.ndcg_ideal}; tau variant={self.tau_variant}; k in {list(self.ks)}"
+
+
+# -- the fast path -----------------------------------------------------------------------
+def _desc_ranks(values: np.ndarray, among: np.ndarray) -> np.ndarray:
+    """Average descending rank of each of ``values`` among ``among`` (1 = largest)."""
+    greater = (among[None, :] > values[:, None]).sum(axis=1)
+    equal = (among[None, :] == values[:, None]).sum(axis=1)
+    return 1.0 + greater + (equal - 1) / 2.0
+
+
+def _tau_b(x: np.ndarray, y: np.ndarray) -> float:
+    """Kendall's tau-b of two short vectors (scipy's definition; NaN -> 0)."""
+    i, j = np.triu_indices(len(x), k=1)
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    n0 = len(i)
+    s = float(np.sum(dx * dy))
+    tx, ty = float(np.sum(dx == 0)), float(np.sum(dy == 0))
+    denom = np.sqrt((n0 - tx) * (n0 - ty))
+    if denom == 0:
+        return 0.0
+    return min(1.0, max(-1.0, s / denom))
+
+
+def evaluate_arrays(ids: np.ndarray, scores: np.ndarray, truth: np.ndarray,
+                    cfg: MetricConfig) -> list[tuple[str, int, float]]:
+    """:meth:`MetricConfig.evaluate` on aligned arrays (ids, scores, true accuracies)."""
+    pred_order = np.lexsort((ids, -scores))
+    true_order = np.lexsort((ids, -truth))
+    rows = []
+    for k in cfg.ks:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        t_k = true_order[:k]
+        in_truth = np.zeros(len(ids), dtype=bool)
+        in_truth[t_k] = True
+        i_k = pred_order[:k][in_truth[pred_order[:k]]]  # I_k in predicted order
+        n_i = len(i_k)
+        recall = n_i / len(t_k)
+        # NDCG
+        if n_i < 2:
+            ndcg = 0.0
+        else:
+            def dcg(models: np.ndarray, k=k) -> float:
+                gains = k + 1 - _desc_ranks(truth[models], truth)
+                return float(np.sum(gains / np.log2(np.arange(2, len(models) + 2))))
+
+            if cfg.ndcg_ideal == "truth_topk":
+                ideal = t_k
+            else:
+                in_pred = np.zeros(len(ids), dtype=bool)
+                in_pred[i_k] = True
+                ideal = t_k[in_pred[t_k]]
+            best = dcg(ideal)
+            ndcg = dcg(i_k) / best if best != 0 else 0.0
+        # tau
+        if cfg.tau_variant == "clean":
+            tau = 0.0 if n_i < 2 else _tau_b(scores[i_k], truth[i_k])
+        else:
+            if n_i <= 2:
+                tau = 0.0
+            else:
+                ps, ts = scores[i_k], truth[i_k]
+                tau = _tau_b(np.trunc(_desc_ranks(ps, ps)), np.trunc(_desc_ranks(ts, ts)))
+        rows += [("ndcg", k, ndcg), ("tau", k, tau), ("recall", k, recall),
+                 ("sum", k, ndcg + tau)]
+    return rows

@@ -130,9 +130,16 @@ class ProtocolData:
 
     def candidates(self, target: str) -> tuple[str, ...]:
         """Zoo models with a published cell on ``target`` (zoo order)."""
-        col = self.targets_gt.matrix.get(target)
-        have = set() if col is None else set(col.dropna().index)
-        return tuple(m for m in self.protocol.zoo if m in have)
+        return self._candidates.get(target, ())
+
+    @cached_property
+    def _candidates(self) -> dict[str, tuple[str, ...]]:
+        m = self.targets_gt.matrix
+        out = {}
+        for d in m.columns:
+            have = set(m.index[m[d].notna().to_numpy()])
+            out[d] = tuple(x for x in self.protocol.zoo if x in have)
+        return out
 
     def coverage(self) -> pd.DataFrame:
         """One row per target: candidates, zoo size, ground-truth sources, missing models."""

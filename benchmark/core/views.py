@@ -15,14 +15,13 @@ Arrays and series handed out are read-only copies, so a selector cannot write th
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from types import MappingProxyType
 
 import numpy as np
 import pandas as pd
-from scipy.stats import rankdata
 
 from benchmark.data.catalog import DatasetInfo
 from benchmark.data.groundtruth import GroundTruth
@@ -37,6 +36,40 @@ def _salt(*keys: object) -> list[int]:
     return [zlib.crc32(str(k).encode()) for k in keys]
 
 
+class DenseTable:
+    """Scalar fields of a feature kind as ``models x datasets`` arrays, built lazily per field."""
+
+    def __init__(self, records: Mapping[tuple[str, str], Record]) -> None:
+        self._records = records
+        self._models = sorted({m for m, _ in records})
+        self._datasets = sorted({d for _, d in records})
+        self._mi = {m: i for i, m in enumerate(self._models)}
+        self._di = {d: j for j, d in enumerate(self._datasets)}
+        self._fields: dict[str, np.ndarray] = {}
+        self._pos: dict[tuple, np.ndarray] = {}
+
+    def _field(self, name: str) -> np.ndarray:
+        if name not in self._fields:
+            arr = np.full((len(self._models) + 1, len(self._datasets) + 1), np.nan)
+            for (m, d), rec in self._records.items():
+                arr[self._mi[m], self._di[d]] = float(np.asarray(rec[name]).reshape(()))
+            arr.setflags(write=False)
+            self._fields[name] = arr  # last row / column: NaN for unknown models / datasets
+        return self._fields[name]
+
+    def _positions(self, ids: Sequence[str], where: dict[str, int]) -> np.ndarray:
+        key = (id(where), tuple(ids))
+        if key not in self._pos:
+            self._pos[key] = np.fromiter((where.get(x, -1) for x in ids), dtype=np.intp,
+                                         count=len(ids))
+        return self._pos[key]
+
+    def take(self, name: str, models: Sequence[str], datasets: Sequence[str]) -> np.ndarray:
+        arr = self._field(name)
+        mi, di = self._positions(models, self._mi), self._positions(datasets, self._di)
+        return arr[np.ix_(mi, di)]  # -1 picks the NaN row / column
+
+
 @dataclass(frozen=True)
 class FeatureView:
     """Records of one feature kind, for the datasets a view grants."""
@@ -44,6 +77,30 @@ class FeatureView:
     kind: str
     datasets: frozenset[str]
     records: Mapping[tuple[str, str], Record]  # (model, dataset) -> record
+    # Dense scalar fields over ALL the kind's records (built once per run by the harness);
+    # :meth:`scalar_array` hands out only this view's datasets.
+    dense: DenseTable | None = field(default=None, compare=False, repr=False)
+
+    def scalar_array(self, name: str, models: Sequence[str], datasets: Sequence[str]
+                     ) -> np.ndarray:
+        """``[len(models), len(datasets)]`` values of one scalar field (NaN: no record)."""
+        bad = [d for d in datasets if d not in self.datasets]
+        if bad:
+            raise LeakageError(f"{self.kind} features of {bad[0]!r} are not part of this view")
+        if self.dense is not None:
+            return self.dense.take(name, models, datasets)
+        out = np.full((len(models), len(datasets)), np.nan)
+        mi = {m: i for i, m in enumerate(models)}
+        di = {d: j for j, d in enumerate(datasets)}
+        for (m, d), rec in self.records.items():
+            if m in mi and d in di:
+                out[mi[m], di[d]] = float(np.asarray(rec[name]).reshape(()))
+        return out
+
+    def scalar(self, name: str, models: Sequence[str], datasets: Sequence[str]) -> pd.DataFrame:
+        """models x datasets frame of one scalar field (NaN where a record is missing)."""
+        return pd.DataFrame(self.scalar_array(name, models, datasets), index=list(models),
+                            columns=list(datasets))
 
     def get(self, model: str, dataset: str) -> Record:
         if dataset not in self.datasets:
@@ -105,12 +162,8 @@ class TrainView(_View):
     @cached_property
     def ranks(self) -> pd.DataFrame:
         """models x sources rank among the models with a cell (1 = best, ties averaged)."""
-        acc = self.accuracy
-        out = pd.DataFrame(np.nan, index=acc.index, columns=acc.columns)
-        for d in acc.columns:
-            col = acc[d].dropna()
-            out.loc[col.index, d] = rankdata(-col.to_numpy(float), method="average")
-        return out
+        # pandas' average ranks equal scipy's rankdata(method="average"); NaN cells stay NaN
+        return self.accuracy.rank(axis=0, ascending=False, method="average")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -160,7 +160,15 @@ class GroundTruth:
             t = t[t["model"].isin(models)]
         if datasets is not None:
             t = t[t["dataset"].isin(datasets)]
-        return GroundTruth(t.reset_index(drop=True))
+        out = GroundTruth(t.reset_index(drop=True))
+        if "matrix" in self.__dict__:  # reuse the parent's pivot (a restriction of it)
+            m = self.matrix
+            if models is not None:
+                m = m.loc[m.index.isin(models)]
+            if datasets is not None:
+                m = m.loc[:, m.columns.isin(datasets)]
+            out.__dict__["matrix"] = m.dropna(how="all").dropna(axis=1, how="all")
+        return out
 
 
 def assemble(
