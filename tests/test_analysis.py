@@ -152,3 +152,23 @@ def test_format_p():
     assert analysis.format_p(0.0004) == "<0.001"
     assert analysis.format_p(0.04999) == "0.050"
     assert analysis.format_p(float("nan")) == "—"
+
+
+def test_reused_figure_is_returned_only_for_the_same_data(tmp_path):
+    """plots.reuse: a committed PNG stands in for a rendering only when its fingerprint matches."""
+    from benchmark.report import plots
+
+    rows = [{"label": "a", "style": "best", "NDCG@5": (0.5, 0.4, 0.6)}]
+    png = plots.methods_figure(rows, ["NDCG@5"], "t")
+    fake = png.replace(b"IEND", b"IEND")  # same bytes; now register a marked copy
+    (tmp_path / "f.png").write_bytes(fake)
+    (tmp_path / "junk.png").write_bytes(b"not a png")
+    assert plots.reuse([tmp_path / "f.png", tmp_path / "junk.png"]) == 1
+    try:
+        key = next(k for k, v in plots._KNOWN.items() if v == fake)
+        plots._KNOWN[key] = b"MARKER"  # what reuse hands back for this fingerprint
+        assert plots.methods_figure(rows, ["NDCG@5"], "t") == b"MARKER"
+        other = [{"label": "a", "style": "best", "NDCG@5": (0.51, 0.4, 0.6)}]
+        assert plots.methods_figure(other, ["NDCG@5"], "t").startswith(b"\x89PNG")
+    finally:
+        plots._KNOWN.clear()

@@ -163,16 +163,16 @@ def _desc_ranks(values: np.ndarray, among: np.ndarray) -> np.ndarray:
 
 
 def _tau_b(x: np.ndarray, y: np.ndarray) -> float:
-    """Kendall's tau-b of two short vectors (scipy's definition; NaN -> 0)."""
+    """Kendall's tau-b of two short vectors, computed as scipy does (bit for bit); NaN -> 0."""
     i, j = np.triu_indices(len(x), k=1)
     dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-    n0 = len(i)
-    s = float(np.sum(dx * dy))
-    tx, ty = float(np.sum(dx == 0)), float(np.sum(dy == 0))
-    denom = np.sqrt((n0 - tx) * (n0 - ty))
-    if denom == 0:
+    tot = len(i)
+    con_minus_dis = int(np.sum(dx * dy))
+    xtie, ytie = int(np.sum(dx == 0)), int(np.sum(dy == 0))
+    if xtie == tot or ytie == tot:
         return 0.0
-    return min(1.0, max(-1.0, s / denom))
+    tau = con_minus_dis / np.sqrt(tot - xtie) / np.sqrt(tot - ytie)
+    return float(np.minimum(1.0, max(-1.0, tau)))
 
 
 def evaluate_arrays(ids: np.ndarray, scores: np.ndarray, truth: np.ndarray,

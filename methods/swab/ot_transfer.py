@@ -107,8 +107,10 @@ def class_embeddings(
         prompts = [p for c in info.classnames for p in info.prompts(c)]
         vecs = embed_texts(prompts, embedder, cache=cache, label=CLASS_LABEL.format(dataset=info.id))
         n, t = len(info.classnames), len(info.templates)
-        _MEMO[key] = np.asarray(vecs, dtype=np.float64).reshape(n, t, -1).mean(axis=1)
-    return _MEMO[key].copy()
+        emb = np.asarray(vecs, dtype=np.float64).reshape(n, t, -1).mean(axis=1)
+        emb.setflags(write=False)  # shared: the same object for every caller (see _similarity)
+        _MEMO[key] = emb
+    return _MEMO[key]
 
 
 # -- pure functions --------------------------------------------------------------------------
@@ -140,14 +142,21 @@ def transport_plan(
     source: np.ndarray, target: np.ndarray, m: float = DEFAULT_MASS, k: float = DEFAULT_K
 ) -> np.ndarray:
     """OT plan ``[n_source, n_target]`` between uniform marginals; total mass ``m``."""
-    n_s, n_t = len(source), len(target)
+    if len(source) == 0 or len(target) == 0:
+        raise ValueError("transport_plan needs at least one source and one target class")
+    return _plan(similarity(source, target), m=m, k=k)
+
+
+def _plan(sim: np.ndarray, m: float = DEFAULT_MASS, k: float = DEFAULT_K) -> np.ndarray:
+    """The plan of :func:`transport_plan` from the cosine similarities ``[n_s, n_t]``."""
+    n_s, n_t = sim.shape
     if n_s == 0 or n_t == 0:
         raise ValueError("transport_plan needs at least one source and one target class")
     if not 0 < m <= 1:
         raise ValueError(f"transported mass m must be in (0, 1], got {m}")
     ot = _ot()
     a, b = np.full(n_s, 1.0 / n_s), np.full(n_t, 1.0 / n_t)
-    cost = np.ascontiguousarray(cost_matrix(source, target, k))
+    cost = np.ascontiguousarray(1.0 - sim if k == -1 else np.exp(k * (1.0 - sim)))
     plan = ot.emd(a, b, cost) if m == 1 else ot.partial.partial_wasserstein(a, b, cost, m=m)
     return np.asarray(plan, dtype=np.float64)
 
@@ -203,6 +212,25 @@ class ClassTransport:
         return self.n_target * (p[ok].T @ g[ok]) * scale[:, None]
 
 
+_SIM: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+
+
+def _similarity(source: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """:func:`similarity`, memoised for the read-only arrays of :func:`class_embeddings`.
+
+    A pure function of two immutable arrays: the memo (which keeps both alive, so their ids
+    stay theirs) changes no result, only how often the same product is computed.
+    """
+    if source.flags.writeable or target.flags.writeable:
+        return similarity(source, target)
+    key = (id(source), id(target))
+    hit = _SIM.get(key)
+    if hit is None or hit[0] is not source or hit[1] is not target:
+        hit = (source, target, similarity(source, target))
+        _SIM[key] = hit
+    return hit[2]
+
+
 def bridge(
     sources: Mapping[str, np.ndarray],
     target: np.ndarray,
@@ -213,18 +241,22 @@ def bridge(
     """Filter every source's classes against ``target``, then transport; None if none is kept.
 
     ``sources``: dataset id -> class embeddings ``[n_classes, dim]`` (in the order given).
+    The similarities used to filter are the ones the cost is made of (computed once).
     """
     target = np.asarray(target, dtype=np.float64)
-    rows, datasets, classes = [], [], []
+    sims, datasets, classes = [], [], []
     for d, emb in sources.items():
         emb = np.asarray(emb, dtype=np.float64)
-        keep = np.flatnonzero(kept_classes(emb, target, thres))
-        rows.append(emb[keep])
+        if len(emb) == 0:
+            continue
+        s = _similarity(emb, target)
+        keep = np.flatnonzero(s.max(axis=1) > thres)  # = kept_classes(emb, target, thres)
+        sims.append(s[keep])
         datasets += [d] * len(keep)
         classes += keep.tolist()
     if not datasets:
         return None
-    plan = transport_plan(np.concatenate(rows), target, m=m, k=k)
+    plan = _plan(np.concatenate(sims), m=m, k=k)
     return ClassTransport(plan, tuple(datasets), tuple(int(c) for c in classes))
 
 
