@@ -641,24 +641,56 @@ def load_spec(path: Path = RUNS_FILE) -> dict:
     return load_toml(path)
 
 
-def rerun(spec: dict, out_root: Path, data) -> None:
-    """Run every protocol of the spec into ``out_root/<protocol>/run``; when some method has
-    partial coverage, again with ``common_candidates=True`` into ``.../common``; then the
-    declared analyses into ``.../analysis``."""
+def _rerun_protocol(name: str, entry: dict, out_root: Path, data) -> str:
     from benchmark.core import results
     from benchmark.core.harness import Harness, resolve_methods
     from benchmark.core.protocol import get_protocol
 
-    for name, entry in spec["protocol"].items():
-        protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
-        harness = Harness.from_data(protocol, data)
-        methods = resolve_methods(list(entry["methods"]))
-        res = harness.run(methods, skip_unavailable=True, progress=False)
-        results.write(res, out_root / name / "run")
-        if partial_methods(res.coverage):
-            common = harness.run(methods, skip_unavailable=True, progress=False,
-                                 common_candidates=True)
-            results.write(common, out_root / name / "common", extra={"common_candidates": True})
+    protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
+    harness = Harness.from_data(protocol, data)
+    methods = resolve_methods(list(entry["methods"]))
+    res = harness.run(methods, skip_unavailable=True, progress=False)
+    results.write(res, out_root / name / "run")
+    if partial_methods(res.coverage):
+        common = harness.run(methods, skip_unavailable=True, progress=False,
+                             common_candidates=True)
+        results.write(common, out_root / name / "common", extra={"common_candidates": True})
+    return name
+
+
+def workers() -> int:
+    """Processes for independent protocol runs: ``$VLMBENCH_WORKERS``, else up to 2 cores."""
+    import os
+
+    env = os.environ.get("VLMBENCH_WORKERS")
+    if env:
+        if not env.isdigit() or int(env) < 1:
+            raise ValueError(f"VLMBENCH_WORKERS={env!r}: expected a positive integer")
+        return int(env)
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def rerun(spec: dict, out_root: Path, data) -> None:
+    """Run every protocol of the spec into ``out_root/<protocol>/run``; when some method has
+    partial coverage, again with ``common_candidates=True`` into ``.../common``; then the
+    declared analyses into ``.../analysis``.
+
+    Protocols are independent: with more than one worker (:func:`workers`) they run in
+    separate processes; every run is deterministic, so the results do not depend on it.
+    """
+    items = list(spec["protocol"].items())
+    n = min(workers(), len(items))
+    if n > 1:
+        import multiprocessing as mp
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
+            for done in [pool.submit(_rerun_protocol, name, entry, out_root, data)
+                         for name, entry in items]:
+                done.result()
+    else:
+        for name, entry in items:
+            _rerun_protocol(name, entry, out_root, data)
     for name, entry in spec.get("analysis", {}).items():
         run_analyses(name, entry, out_root / name / "analysis", data)
 
