@@ -31,7 +31,6 @@ def run(args: argparse.Namespace) -> int:
 
     from benchmark.data.upstream import DataLayer
     from benchmark.features.store import atomic_write_bytes
-
     from benchmark.report import plots
 
     plots.reuse(sorted((Path(args.out) / FIGURES).glob("*.png")))
