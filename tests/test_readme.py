@@ -28,3 +28,13 @@ def test_readme_quickstart_names_the_test_command():
     assert 'pip install -e ".[dev]"\npytest' in text
     ci = (README.parent / ".ci" / "run").read_text()
     assert 'pip install --quiet -e ".[dev]"' in ci and "python -m pytest" in ci
+
+
+def test_python_api_example_runs(tmp_path, monkeypatch):
+    """The README's "Python API" block runs as written (in a scratch directory)."""
+    block = re.search(r"## Python API.*?```python\n(.*?)```", README.read_text(), re.S).group(1)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(block, "README.md:python-api", "exec"), namespace)
+    assert (tmp_path / "results" / "lovm" / "notebook" / "run.json").is_file()
+    assert set(namespace["res"].methods) == {"inb", "avgrank", "mean-acc"}
