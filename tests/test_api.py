@@ -101,3 +101,8 @@ def test_importing_benchmark_stays_light():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout.strip()
     assert out == "False"
+
+
+def test_leaderboard_without_runs_says_what_to_do(tmp_path):
+    with pytest.raises(UsageError, match="no runs under"):
+        benchmark.leaderboard(tmp_path / "nothing")
