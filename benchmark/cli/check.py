@@ -15,7 +15,7 @@ def run(args) -> int:
     failed = 0
     for target in args.selectors:
         for r in check_selector(target):
-            mark = "PASS" if r.passed else "FAIL"
+            mark = "SKIP" if r.skipped else "PASS" if r.passed else "FAIL"
             print(f"{mark}  {target}: {r.check}" + (f" -- {r.detail}" if r.detail else ""))
             failed += not r.passed
     return 1 if failed else 0

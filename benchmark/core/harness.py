@@ -12,6 +12,13 @@ For every method, seed and target ``t`` of a protocol:
 A fresh selector is made for every fold. A method that is not ``stochastic`` is run for the
 first seed only and its rows are repeated for the other seeds (its scores cannot depend on
 the seed; ``benchmark check`` verifies it). Deterministic given the seeds.
+
+A target view holds the target's part of each feature record only
+(:meth:`benchmark.features.kinds.FeatureKind.target_part`: no per-class accuracies, no image
+ids). ImageNet-1k, the side information every view carries, is never a target here, except in
+the reproduction protocols (:data:`benchmark.core.protocol.REPRODUCTION_PROTOCOLS`). Bad run
+parameters (duplicated or negative seeds, no target with two candidates) are refused before
+any fold runs.
 """
 
 from __future__ import annotations
@@ -27,7 +34,13 @@ import numpy as np
 import pandas as pd
 
 import methods as method_registry
-from benchmark.core.protocol import Protocol, ProtocolData
+from benchmark.core.protocol import (
+    SIDE_DATASET,
+    Protocol,
+    ProtocolData,
+    is_reproduction,
+    validate_seeds,
+)
 from benchmark.core.views import DenseTable, FeatureView, TargetView, TrainView
 from benchmark.data.catalog import Catalog, DatasetInfo
 from benchmark.data.groundtruth import GroundTruth
@@ -149,6 +162,11 @@ class Harness:
         features: Mapping[str, dict] | None = None,
         allow_partial: bool = False,
     ) -> None:
+        if SIDE_DATASET in pdata.protocol.datasets and not is_reproduction(pdata.protocol.name):
+            raise ValueError(
+                f"protocol {pdata.protocol.name}: {SIDE_DATASET} is side information (every "
+                f"view's `imagenet`); as a target its truth would reach every selector. Only "
+                f"the reproduction protocols may do this")
         self.allow_partial = allow_partial
         self.protocol = pdata.protocol
         self.pdata = pdata
@@ -250,14 +268,27 @@ class Harness:
             self._dense[kind] = DenseTable(self.features(kind))
         return self._dense[kind]
 
-    def _feature_views(self, kinds, datasets: frozenset[str]) -> Mapping[str, FeatureView]:
+    def _feature_views(self, kinds, datasets: frozenset[str],
+                       target: bool = False) -> Mapping[str, FeatureView]:
+        """Records of ``datasets``; for a target (``target``), the target's part of each.
+
+        Built once per (kind, datasets, side) and run: the same for every method and seed.
+        Only source views get the dense table of the full records; a target view reads its
+        own (target-part) records.
+        """
         views = {}
         for kind in kinds:
-            key = (kind, datasets)
+            key = (kind, datasets, target)
             if key not in self._views:
-                self._views[key] = FeatureView(
-                    kind, datasets, _Restricted(self.features(kind), datasets),
-                    dense=self._dense_table(kind))
+                part = get_kind(kind).target_part if target else None
+                if target:
+                    recs = {k: (part(r) if part else r) for k, r in self.features(kind).items()
+                            if k[1] in datasets}
+                    self._views[key] = FeatureView(kind, datasets, MappingProxyType(recs))
+                else:
+                    self._views[key] = FeatureView(
+                        kind, datasets, _Restricted(self.features(kind), datasets),
+                        dense=self._dense_table(kind))
             views[kind] = self._views[key]
         return MappingProxyType(views)
 
@@ -285,7 +316,7 @@ class Harness:
             protocol=self.protocol.name,
             seed=seed,
             imagenet=self.pdata.imagenet.copy(),
-            features=self._feature_views(kinds, frozenset([target])),
+            features=self._feature_views(kinds, frozenset([target]), target=True),
             dataset=self._infos[target],
             candidates=tuple(candidates),
         )
@@ -313,10 +344,14 @@ class Harness:
         only the models every requested method covers (a like-for-like comparison)."""
         from tqdm.auto import tqdm
 
-        seeds = tuple(seeds if seeds is not None else self.protocol.seeds)
+        seeds = validate_seeds(seeds if seeds is not None else self.protocol.seeds)
+        targets = self.pdata.evaluable_targets()
+        if not targets:
+            raise ValueError(
+                f"no target of {self.protocol.name} has 2 or more candidate models (zoo: "
+                f"{len(self.protocol.zoo)} model(s)); a ranking needs at least 2")
         skipped = self.check_available(methods, skip_unavailable)
         active = [m for m in methods if m.name not in skipped]
-        targets = self.pdata.evaluable_targets()
         truth = {t: self.pdata.targets_gt.column(t) for t in targets}
         metric_cfg = self.protocol.metrics
         score_rows, pred_rows, cov_rows = [], [], []

@@ -38,6 +38,39 @@ from benchmark.data.upstream import DataLayer
 
 SIDE_DATASET = "imagenet1k"
 DEFAULT_SEEDS = tuple(range(10))
+#: Protocols that reproduce upstream code on purpose, leakage included (ImageNet-1k both side
+#: information and a target, feature subsets chosen on the test targets). The ONLY exemption
+#: from the leakage guards (:func:`is_reproduction`): by exact name, nowhere else.
+REPRODUCTION_PROTOCOLS = frozenset({"lovm-upstream", "swab-upstream"})
+
+
+def is_reproduction(name: str) -> bool:
+    """Whether protocol ``name`` is exempt from the leakage guards (:data:`REPRODUCTION_PROTOCOLS`)."""
+    return name in REPRODUCTION_PROTOCOLS
+
+
+def validate_seeds(seeds, what: str = "seeds") -> tuple[int, ...]:
+    """``seeds`` as a tuple of distinct integers >= 0, at least one; else ``ValueError``
+    naming the bad value."""
+    import operator
+
+    values = []
+    for x in tuple(seeds):
+        try:
+            if isinstance(x, bool):
+                raise TypeError
+            values.append(operator.index(x))
+        except TypeError:
+            raise ValueError(f"{what}: seed {x!r} is not an integer") from None
+    if not values:
+        raise ValueError(f"{what}: no seed given (e.g. 10 for seeds 0..9, or 0,1,2)")
+    for v in values:
+        if v < 0:
+            raise ValueError(f"{what}: seed {v} is negative (seeds are integers >= 0)")
+    dupes = sorted({v for v in values if values.count(v) > 1})
+    if dupes:
+        raise ValueError(f"{what}: seed {dupes[0]} listed twice (each seed once)")
+    return tuple(values)
 
 LOVM_DATASETS = (
     "cars", "cifar100", "clevr_closest_object_distance", "clevr_count_all", "country211",
@@ -84,21 +117,31 @@ class Protocol:
         ]
 
     def with_options(self, **changes) -> Protocol:
+        if "seeds" in changes:
+            changes["seeds"] = validate_seeds(changes["seeds"])
         return replace(self, **changes)
 
     def restrict_zoo(self, models: list[str]) -> Protocol:
-        """The same protocol on a subset of its zoo (zoo order kept)."""
+        """The same protocol on a subset of its zoo (zoo order kept); at least 2 models."""
         unknown = [m for m in models if m not in self.zoo]
         if unknown:
             raise KeyError(unknown_message("model", unknown[0], list(self.zoo)))
         keep = set(models)
+        if len(keep) < 2:
+            raise ValueError(f"a ranking needs at least 2 models, got {len(keep)} "
+                             f"({', '.join(sorted(keep)) or 'none'})")
         return replace(self, zoo=tuple(m for m in self.zoo if m in keep))
 
     def restrict_datasets(self, datasets: list[str]) -> Protocol:
         """The same protocol on a subset of its datasets (each still held out in turn)."""
         unknown = [d for d in datasets if d not in self.datasets]
         if unknown:
-            raise KeyError(unknown_message("dataset", unknown[0], list(self.datasets)))
+            d = unknown[0]
+            if d == SIDE_DATASET and not is_reproduction(self.name):
+                raise ValueError(f"dataset {d!r} is side information (INB's and ModelGPT's "
+                                 f"ImageNet score), never a target or source of {self.name}; "
+                                 f"its datasets: {', '.join(self.datasets)}")
+            raise KeyError(unknown_message("dataset", d, list(self.datasets)))
         keep = set(datasets)
         if len(keep) < 2:
             raise ValueError("leave-one-dataset-out needs at least 2 datasets")

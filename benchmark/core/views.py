@@ -1,15 +1,19 @@
 """What a selector may see: a :class:`TrainView` of the sources and a :class:`TargetView`.
 
-Leakage is prevented by construction:
+What the views guarantee (README, "Leakage"; tested by ``benchmark check``):
 
-- :class:`TargetView` has no accuracy of any kind: the target's metadata (id, name, domain,
-  task, class names, templates), its candidate models, side information (ImageNet-1k accuracy)
-  and the features of the target only.
+- :class:`TargetView` has no accuracy and no label-derived field: the target's metadata (id,
+  name, domain, task, class names, templates), its candidate models, side information
+  (ImageNet-1k accuracy) and the target's part of its feature records (no per-class
+  accuracies, no image ids whose folders are class names; ``FeatureKind.target_part``).
 - :class:`TrainView` holds ground truth of the source datasets only (the harness builds it from
   a table from which the target's rows were removed), and features of the sources only.
 - :class:`FeatureView` refuses any dataset outside the view (``LeakageError``).
 
 Arrays and series handed out are read-only copies, so a selector cannot write through a view.
+The views are not a sandbox: Python code can still reach other objects or read files on its
+own. That a selector takes no such path, by accident, through the library, is what the
+conformance check verifies (:mod:`benchmark.core.check`).
 """
 
 from __future__ import annotations

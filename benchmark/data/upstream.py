@@ -136,7 +136,13 @@ class DataLayer:
             ) from None
 
     def path(self, key: str) -> Path:
-        """Local, checksum-verified path of a declared file."""
+        """Local, checksum-verified path of a declared file (inside the conformance check's
+        :func:`benchmark.data.perturb.perturbed`, a copy with the target's truth garbled)."""
+        from benchmark.data import perturb
+
+        return perturb.serve(key, self._resolve(key))
+
+    def _resolve(self, key: str) -> Path:
         if key in self._verified:
             return self._verified[key]
         f = self.declared(key)

@@ -29,6 +29,13 @@ over its images of ``z(x) - z(w_i)``, which by linearity is
 
     g_i = (image_mean_i - image_center) / image_std - (w_i - text_center) / text_std.
 
+What a target sees (:func:`target_record`, the harness's target views): the text-derived
+arrays :data:`TARGET_ARRAYS` only -- class names, the model's zero-shot weights and caption
+embeddings with their statistics, all that SWAB's gap correction of the target needs. The
+per-class accuracies and image statistics (:data:`SOURCE_ONLY_ARRAYS`, measured on the
+dataset's labelled images) and the image ids are the sources' only: a target's would hand its
+ground truth to the selector.
+
 Captions are stored in float16 (half the size of float32; the features computed from them
 move by ~1e-3 relative): about 70 MB per 512-d model for LOVM's 22 datasets.
 
@@ -37,6 +44,7 @@ Importing this module never imports torch.
 
 from __future__ import annotations
 
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -51,6 +59,12 @@ ARRAYS: tuple[str, ...] = (
     "classnames", "class_acc", "class_count", "image_mean", "image_center", "image_std",
     "text_weights", "captions", "caption_offsets", "text_center", "text_std",
 )  # fmt: skip
+#: what a target view holds: text-derived (the model's text tower, class names, captions)
+TARGET_ARRAYS: tuple[str, ...] = (
+    "classnames", "text_weights", "captions", "caption_offsets", "text_center", "text_std",
+)  # fmt: skip
+#: label- or image-derived: sources only
+SOURCE_ONLY_ARRAYS: tuple[str, ...] = tuple(a for a in ARRAYS if a not in TARGET_ARRAYS)
 
 
 def load(ctx: LoadContext, models: list[str], datasets: list[str]) -> Records:
@@ -60,9 +74,21 @@ def load(ctx: LoadContext, models: list[str], datasets: list[str]) -> Records:
     return load_packs(KIND, ctx, models, datasets)
 
 
-def check_record(record: Record, classnames: tuple[str, ...] | list[str]) -> None:
-    """Raise :class:`FeaturePackError` unless ``record`` is complete and made for ``classnames``."""
-    missing = [a for a in ARRAYS if a not in record.arrays]
+def target_record(record: Record) -> Record:
+    """The target's part of a record: :data:`TARGET_ARRAYS` and no image ids (module docstring)."""
+    from benchmark.data.perturb import LABEL_META
+
+    arrays = {k: v for k, v in record.arrays.items() if k in TARGET_ARRAYS}
+    meta = {k: v for k, v in record.meta.items() if k not in LABEL_META}
+    return Record(record.kind, record.model, record.dataset, MappingProxyType(arrays),
+                  MappingProxyType(meta))
+
+
+def check_record(record: Record, classnames: tuple[str, ...] | list[str],
+                 target: bool = False) -> None:
+    """Raise :class:`FeaturePackError` unless ``record`` is complete and made for ``classnames``
+    (``target``: a target's part, :data:`TARGET_ARRAYS` only)."""
+    missing = [a for a in (TARGET_ARRAYS if target else ARRAYS) if a not in record.arrays]
     where = f"{KIND} record of {record.model} on {record.dataset}"
     if missing:
         raise FeaturePackError(f"{where} lacks {missing}; re-extract it")
@@ -79,6 +105,8 @@ def check_record(record: Record, classnames: tuple[str, ...] | list[str]) -> Non
         "image_std": (d,), "text_weights": (c, d), "caption_offsets": (c + 1,),
         "text_center": (d,), "text_std": (d,),
     }  # fmt: skip
+    if target:
+        shapes = {k: v for k, v in shapes.items() if k in TARGET_ARRAYS}
     bad = {k: record[k].shape for k, s in shapes.items() if record[k].shape != s}
     offsets = record["caption_offsets"]
     if bad or record["captions"].ndim != 2 or record["captions"].shape[1] != d:
@@ -138,16 +166,19 @@ def mock_record(model: str, dataset: str, classnames, rng: np.random.Generator,
     return Record.make(KIND, model, dataset, arrays, {"source": "mock"})
 
 
-def mock(models: list[str], datasets: list[str], rng: np.random.Generator) -> Records:
+def mock(models: list[str], datasets: list[str], rng: np.random.Generator,
+         infos=None) -> Records:
     """Random records for ``models x datasets``, for the conformance check.
 
-    Class names come from the check's mock universe (:func:`benchmark.core.check.mock_universe`)
-    for its datasets, so records match the metadata selectors see; other datasets get 4
-    generic classes. Widths differ between models, as in real zoos.
+    Class names come from ``infos`` (dataset -> DatasetInfo), by default the check's mock
+    universe (:func:`benchmark.core.check.mock_universe`), so records match the metadata
+    selectors see; other datasets get 4 generic classes. Widths differ between models, as in
+    real zoos.
     """
-    from benchmark.core.check import mock_universe
+    if infos is None:
+        from benchmark.core.check import mock_universe
 
-    _, infos = mock_universe()
+        _, infos = mock_universe()
     out: Records = {}
     for j, model in enumerate(models):
         dim = 6 + 2 * (j % 3)
@@ -157,5 +188,5 @@ def mock(models: list[str], datasets: list[str], rng: np.random.Generator) -> Re
     return out
 
 
-__all__ = ["ARRAYS", "KIND", "check_record", "gap_vectors", "load", "make_arrays", "mock",
-           "mock_record"]
+__all__ = ["ARRAYS", "KIND", "SOURCE_ONLY_ARRAYS", "TARGET_ARRAYS", "check_record",
+           "gap_vectors", "load", "make_arrays", "mock", "mock_record", "target_record"]

@@ -4,6 +4,12 @@ A kind knows where its records come from (feature packs written by ``python -m b
 extract``, or published files read through the data layer), the command that makes missing
 ones, and how to fabricate random records of the right shape for the conformance check
 (``benchmark check``). Adding a kind = one :class:`FeatureKind` entry in :data:`KINDS`.
+
+The kinds are fixed at start-up: :data:`KINDS` is read-only and :func:`register` refuses, so
+no module imported later (a method's, a submission's) can add a kind whose loader serves
+accuracies, or replace one. A kind says which part of a record a **target** may see
+(:attr:`FeatureKind.for_target`): never a label-derived field (per-class accuracies, image ids
+whose folders are class names); the rest of the record is for the sources.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
+from benchmark.data.perturb import LABEL_META
 from benchmark.data.upstream import DataLayer
+from benchmark.errors import UsageError
 from benchmark.features.store import FeaturePackError, FeatureStore, Record
 
 
@@ -35,13 +44,42 @@ class FeatureKind:
     needs: str  # leaderboard label when absent, e.g. "needs conductance features"
     extract: str  # the command that writes missing records ({models}, {datasets} filled in)
     load: Callable[[LoadContext, list[str], list[str]], Records]
-    mock: Callable[[list[str], list[str], np.random.Generator], Records]
+    # mock(models, datasets, rng, infos=None): random records; ``infos`` (dataset -> DatasetInfo)
+    # gives real class names when the check runs on real datasets
+    mock: Callable[..., Records]
     # partial: records exist for some models only by nature (published for a subset); the
     # uncovered models are not candidates for the method, and coverage says so
     partial: bool = False
+    # the part of a record a target view holds (default: without LABEL_META metadata)
+    for_target: Callable[[Record], Record] | None = None
+    # arrays that hold strings (class names, ids); every other array must hold numbers
+    string_arrays: tuple[str, ...] = ()
+
+    def target_part(self, record: Record) -> Record:
+        """What a selector sees of ``record`` when its dataset is the held-out target."""
+        return (self.for_target or without_label_meta)(record)
 
     def command(self, models: Iterable[str], datasets: Iterable[str]) -> str:
         return self.extract.format(models=",".join(models), datasets=",".join(datasets))
+
+
+def without_label_meta(record: Record) -> Record:
+    """``record`` without the metadata that reveals labels (:data:`LABEL_META`)."""
+    if not any(k in record.meta for k in LABEL_META):
+        return record
+    meta = {k: v for k, v in record.meta.items() if k not in LABEL_META}
+    return Record(record.kind, record.model, record.dataset, record.arrays,
+                  MappingProxyType(meta))
+
+
+def check_numeric(record: Record, string_arrays: Iterable[str] = ()) -> None:
+    """Refuse (one line) a record whose arrays hold strings where numbers are expected."""
+    allowed = set(string_arrays)
+    for name, a in record.arrays.items():
+        if name not in allowed and a.dtype.kind not in "biuf":
+            raise FeaturePackError(
+                f"{record.kind} record of {record.model} on {record.dataset}: array {name!r} "
+                f"holds {a.dtype} values, expected numbers; re-extract it")
 
 
 def load_packs(kind: str, ctx: LoadContext, models: list[str], datasets: list[str]) -> Records:
@@ -57,33 +95,41 @@ def load_packs(kind: str, ctx: LoadContext, models: list[str], datasets: list[st
                 f"the {kind} pack of {model} was extracted with --random-init (a smoke test, "
                 f"not real features); pass --allow-random-init to use it anyway"
             )
+        strings = KINDS[kind].string_arrays if kind in KINDS else ()
         for d in datasets:
             if d in have:
-                out[(model, d)] = ctx.store.read(kind, model, d)
+                out[(model, d)] = rec = ctx.store.read(kind, model, d)
+                check_numeric(rec, strings)
     return out
 
 
-def _mock_conductance(models: list[str], datasets: list[str], rng: np.random.Generator) -> Records:
+def _mock_conductance(models: list[str], datasets: list[str], rng: np.random.Generator,
+                      infos=None) -> Records:
+    """Random conductance records; their metadata, as a pack's, names the images (``<class
+    folder>/<file>``, class names from ``infos`` when given)."""
     out: Records = {}
     for m in models:
         n_blocks = int(rng.integers(3, 7))  # blocks differ between models, as in real zoos
         for d in datasets:
             values = rng.gamma(2.0, 1.0, size=(30, n_blocks)) * rng.uniform(0.5, 2, n_blocks)
-            out[(m, d)] = Record.make("conductance", m, d, {"values": values})
+            names = infos[d].classnames if infos and d in infos else ("a", "b")
+            ids = [f"{names[i % len(names)]}/{i:05d}.png" for i in range(30)]
+            out[(m, d)] = Record.make("conductance", m, d, {"values": values},
+                                      {"image_ids": ids, "n_images": 30, "source": "mock"})
     return out
 
 
 def _lazy(module: str, attr: str) -> Callable:
     """``module.attr``, imported on first call: kind modules import this one (no cycle)."""
 
-    def call(*args):
-        return getattr(importlib.import_module(module), attr)(*args)
+    def call(*args, **kwargs):
+        return getattr(importlib.import_module(module), attr)(*args, **kwargs)
 
     call.__qualname__ = f"{module}.{attr}"
     return call
 
 
-KINDS: dict[str, FeatureKind] = {
+_KINDS: dict[str, FeatureKind] = {
     "conductance": FeatureKind(
         name="conductance",
         description="per-image block conductance vectors c_m(x) (DCD), from feature packs",
@@ -113,6 +159,7 @@ KINDS: dict[str, FeatureKind] = {
         extract="python -m benchmark extract model-labels --models {models}",
         load=_lazy("benchmark.features.model_labels", "load"),
         mock=_lazy("benchmark.features.model_labels", "mock"),
+        string_arrays=("node_ids", "image_ids"),
     ),
     # SWAB's full method (methods/swab/selectors.py): per-class statistics of each model, from packs only
     "class-stats": FeatureKind(
@@ -123,8 +170,14 @@ KINDS: dict[str, FeatureKind] = {
         extract="python -m benchmark extract class-stats --models {models} --datasets {datasets}",
         load=_lazy("benchmark.features.class_stats", "load"),
         mock=_lazy("benchmark.features.class_stats", "mock"),
+        # a target sees the text-derived fields only (SWAB's gap correction of the target);
+        # per-class accuracies and image statistics are the sources'
+        for_target=_lazy("benchmark.features.class_stats", "target_record"),
+        string_arrays=("classnames",),
     ),
 }
+#: the feature kinds, fixed at start-up (read-only)
+KINDS: Mapping[str, FeatureKind] = MappingProxyType(_KINDS)
 
 
 def extractable(model: str) -> bool:
@@ -142,8 +195,13 @@ def get_kind(name: str) -> FeatureKind:
 
 
 def register(kind: FeatureKind) -> None:
-    """Add a kind (used by method modules that ship their own feature kinds)."""
-    KINDS[kind.name] = kind
+    """Refused: the kinds are fixed at start-up (a kind registered by a module imported later
+    could serve anything, accuracies included). A new kind is an entry of ``KINDS`` in this
+    file, reviewed like any other code."""
+    raise UsageError(
+        f"feature kind {getattr(kind, 'name', kind)!r}: feature kinds are fixed at start-up "
+        f"({', '.join(KINDS)}); add a kind to KINDS in benchmark/features/kinds.py instead of "
+        f"registering it at run time")
 
 
 def group_missing(pairs: Iterable[tuple[str, str]]) -> Mapping[str, list[str]]:

@@ -248,13 +248,17 @@ def mock_labels(rng: np.random.Generator, dim: int, n_nodes: int = len(MOCK_WORD
     return arrays, meta
 
 
-def mock(models: list[str], datasets: list[str], rng: np.random.Generator) -> Records:
-    """Random labels for ``models`` on one mock graph; template captions of the check's mock
-    datasets (:func:`benchmark.core.check.mock_universe`), so selection runs for real."""
-    from benchmark.core.check import mock_universe
+def mock(models: list[str], datasets: list[str], rng: np.random.Generator,
+         infos=None) -> Records:
+    """Random labels for ``models`` on one mock graph; template captions of ``infos``' datasets
+    (default: the check's mock universe, :func:`benchmark.core.check.mock_universe`), so
+    selection runs for real."""
     from benchmark.data.catalog import DatasetInfo
 
-    _, infos = mock_universe()
+    if infos is None:
+        from benchmark.core.check import mock_universe
+
+        _, infos = mock_universe()
     out: Records = {}
     labels = {m: mock_labels(rng, dim=6 + 2 * (j % 3)) for j, m in enumerate(models)}
     for d in datasets:

@@ -91,7 +91,8 @@ def load(ctx: LoadContext, models: list[str], datasets: list[str]) -> Records:
     return out
 
 
-def mock(models: list[str], datasets: list[str], rng: np.random.Generator) -> Records:
+def mock(models: list[str], datasets: list[str], rng: np.random.Generator,
+         infos=None) -> Records:
     """Random features of the right shape; the last model lacks them on the first dataset."""
     out: Records = {}
     for j, m in enumerate(models):

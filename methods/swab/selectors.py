@@ -527,8 +527,8 @@ class SWAB(_Bridged, Selector):
         text, stats = target.feature(TEXT_KIND), target.feature(CLASS_KIND)
         records = {}
         for model in target.candidates:
-            rec = stats.get(model, t)
-            check_record(rec, target.dataset.classnames)
+            rec = stats.get(model, t)  # the target's part: text-derived arrays only
+            check_record(rec, target.dataset.classnames, target=True)
             records[(model, t)] = self._corrected(text.get(model, t), rec, plan)
         return self.ranking1_.score(self._with_text(target, records))
 

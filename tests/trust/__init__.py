@@ -1,0 +1,1 @@
+"""Trust: leakage paths, data safety, validation before computation."""
