@@ -356,7 +356,12 @@ class Harness:
         metric_cfg = self.protocol.metrics
         score_rows, pred_rows, cov_rows = [], [], []
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
-        bar = tqdm(total=total, desc=f"{self.protocol.name}", disable=not progress, unit="fold")
+        from benchmark.progress import bars_enabled, stage
+
+        stage(f"{self.protocol.name}: {total} fold(s) of {', '.join(m.name for m in active)} "
+              f"on {len(targets)} targets", progress)
+        bar = tqdm(total=total, desc=f"{self.protocol.name}", disable=not bars_enabled(progress),
+                   unit="fold")
         shared = {t: set.intersection(*(set(self.candidates(m, t)) for m in active))
                   for t in targets} if common_candidates and active else None
 

@@ -204,6 +204,8 @@ class DataLayer:
     def _download(self, f: UpstreamFile) -> Path:
         from tqdm.auto import tqdm
 
+        from benchmark.progress import bars_enabled
+
         dest = self.cache / f.key
         dest.parent.mkdir(parents=True, exist_ok=True)
         url = f.url_at(self.base_url)
@@ -213,7 +215,8 @@ class DataLayer:
             with (
                 os.fdopen(fd, "wb") as out,
                 urllib.request.urlopen(url, timeout=60) as resp,
-                tqdm(total=f.bytes, unit="B", unit_scale=True, desc=Path(f.path).name) as bar,
+                tqdm(total=f.bytes, unit="B", unit_scale=True, desc=Path(f.path).name,
+                     disable=not bars_enabled()) as bar,
             ):
                 for chunk in iter(lambda: resp.read(1 << 16), b""):
                     out.write(chunk)

@@ -225,7 +225,9 @@ class Job:
         self.extractor = extractor
         self.store_root = str(store_root)
         self.code_version = code_version()
-        self.progress = not getattr(args, "no_progress", False)
+        from benchmark.progress import bars_enabled
+
+        self.progress = bars_enabled(not getattr(args, "no_progress", False))
         self._cache: dict[str, Any] = {}
 
     def __getstate__(self) -> dict[str, Any]:
@@ -330,8 +332,11 @@ def run_units(
 
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
-    bar = tqdm(total=len(units), desc=job.kind, unit="record", disable=not progress,
-               file=sys.stderr, position=0)
+    from benchmark.progress import bars_enabled, stage
+
+    stage(f"extract {job.kind}: {len(units)} record(s) on backend {backend}", progress)
+    bar = tqdm(total=len(units), desc=job.kind, unit="record",
+               disable=not bars_enabled(progress), file=sys.stderr, position=0)
     try:
         if backend == "local":
             outcomes: list[Outcome] = []

