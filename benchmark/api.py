@@ -48,7 +48,7 @@ def _method_runs(methods: Sequence[MethodLike], params: Mapping[str, Mapping] | 
             raise UsageError(f"method {m!r} is neither a name, a Selector subclass nor a "
                              "Selector instance")
         name = cls.name or cls.__name__
-        given = {**given, **dict(params.get(name, {}))}
+        given = {**given, **dict(params.get(name, params.get(cls.__name__, {})))}
         bad = sorted(set(given) - set(cls._param_names()))
         if bad:
             raise UsageError(f"unknown parameter {bad[0]!r} for method {name!r} "
@@ -58,9 +58,11 @@ def _method_runs(methods: Sequence[MethodLike], params: Mapping[str, Mapping] | 
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise UsageError(f"method(s) requested twice: {dupes}")
-    unknown = sorted(set(params) - set(names) - {m for m in methods if isinstance(m, str)})
+    known = {*names, *(r.cls.__name__ for r in runs), *(m for m in methods if isinstance(m, str))}
+    unknown = sorted(set(params) - known)
     if unknown:
-        raise UsageError(f"--set / params name method(s) not in --methods: {unknown}")
+        raise UsageError(f"--set / params name method(s) not in --methods: {unknown} (use a "
+                         f"name from --methods, e.g. {names[0]}.PARAM=VALUE)")
     return runs
 
 

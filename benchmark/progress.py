@@ -12,6 +12,7 @@ may use it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -54,13 +55,9 @@ def quiet_third_party() -> None:
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     mod = sys.modules.get("transformers")
     if mod is not None:
-        try:
+        with contextlib.suppress(AttributeError):  # very old transformers
             mod.utils.logging.disable_progress_bar()
-        except AttributeError:  # pragma: no cover - very old transformers
-            pass
     hub = sys.modules.get("huggingface_hub")
     if hub is not None:
-        try:
+        with contextlib.suppress(AttributeError):
             hub.utils.disable_progress_bars()
-        except AttributeError:  # pragma: no cover
-            pass

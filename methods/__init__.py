@@ -1,7 +1,8 @@
 """Method registry: name -> ``"module:Class"`` plus fixed parameters, imported lazily.
 
 A variant is an entry with fixed parameters (``"dcd-cosine"``), never a flag deep inside a
-class. Outside code needs no entry: ``--methods mypkg.mod:MySelector`` works too.
+class. Outside code needs no entry: ``--methods mypkg.mod:MySelector`` works too, and so does
+a file anywhere on disk, ``--methods path/to/mymethod.py:MySelector``.
 To add a method: write one module with a :class:`methods.base.Selector` subclass and add one
 line here.
 """
@@ -59,18 +60,45 @@ class UnknownMethodError(KeyError):
 
 
 def _import(target: str) -> type:
-    module, _, attr = target.partition(":")
+    module, _, attr = target.rpartition(":")
     if not module or not attr:
-        raise UnknownMethodError(f"bad method path {target!r}: expected 'package.module:Class'")
+        raise UnknownMethodError(f"bad method path {target!r}: expected 'package.module:Class' "
+                                 "or 'path/to/file.py:Class'")
     try:
+        if module.endswith(".py"):
+            return getattr(_import_file(module), attr)
         obj = getattr(importlib.import_module(module), attr)
-    except (ImportError, AttributeError) as err:
-        raise UnknownMethodError(f"cannot import {target!r}: {err}") from None
+    except (ImportError, AttributeError, OSError) as err:
+        hint = ""
+        if isinstance(err, ModuleNotFoundError) and err.name == module.split(".")[0]:
+            hint = (f" (not importable from here; give the file's path instead, e.g. "
+                    f"path/to/{module.replace('.', '/')}.py:{attr})")
+        raise UnknownMethodError(f"cannot import {target!r}: {err}{hint}") from None
     return obj
 
 
+def _import_file(path: str):
+    """The module in the file ``path``, importable under its stem afterwards (so that
+    parallel workers and pickles find it)."""
+    import sys
+    from pathlib import Path
+
+    file = Path(path).expanduser().resolve()
+    if not file.is_file():
+        raise ImportError(f"no file {path}")
+    name = file.stem
+    loaded = sys.modules.get(name)
+    if loaded is not None and Path(getattr(loaded, "__file__", "") or "").resolve() == file:
+        return loaded
+    if str(file.parent) not in sys.path:
+        sys.path.insert(0, str(file.parent))
+    sys.modules.pop(name, None)
+    return importlib.import_module(name)
+
+
 def resolve(name: str) -> tuple[str, type, dict[str, Any]]:
-    """``(display name, class, fixed params)`` of a registry name or a ``module:Class`` path."""
+    """``(display name, class, fixed params)`` of a registry name, a ``module:Class`` path or
+    a ``path/to/file.py:Class`` path."""
     from methods.base import Selector
 
     if name in REGISTRY:

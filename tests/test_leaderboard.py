@@ -32,7 +32,7 @@ def test_a_missing_target_makes_the_mean_missing_not_a_subset_average():
     rows = [("a", "p", 0, "t1", "ndcg", 5, 0.5), ("a", "p", 0, "t2", "ndcg", 5, 0.7),
             ("b", "p", 0, "t1", "ndcg", 5, 0.9)]  # b lacks t2
     table = leaderboard.summarize(_scores(rows), columns=[("ndcg", 5)]).set_index("method")
-    assert table.loc["a", "NDCG@5"] == "0.600 ± 0.000"
+    assert table.loc["a", "NDCG@5"] == "0.600"  # one seed: no "± 0.000"
     assert table.loc["b", "NDCG@5"] == "—"
 
 
@@ -226,7 +226,7 @@ def test_check_mode_detects_a_stale_leaderboard(rendered, tmp_path, monkeypatch,
     monkeypatch.setattr(leaderboard, "render_all", lambda s, r: dict(files))
     out = tmp_path / "md"
     out.mkdir()
-    args = argparse.Namespace(results=str(root), rerun=False, check=False, out=str(out),
+    args = argparse.Namespace(results=str(root), rerun=False, check=False, pages=str(out),
                               mirror=None, offline=True, export=None)
     assert cli_leaderboard.run(args) == 0
     assert (out / "figures" / "dcd48-methods.png").is_file()

@@ -34,14 +34,27 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmark",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
+def prog_name(argv0: str | None = None) -> str:
+    """``vlm-bench`` when run as the console script, else ``python -m benchmark``."""
+    import os
+
+    base = os.path.basename(argv0 if argv0 is not None else (sys.argv[0] if sys.argv else ""))
+    return "vlm-bench" if base.removesuffix(".exe") == "vlm-bench" else "python -m benchmark"
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    from benchmark.cli.common import HelpFormatter
+
+    parser = argparse.ArgumentParser(prog=prog or prog_name(),
+                                     description=__doc__.split("\n")[0],
+                                     formatter_class=HelpFormatter)
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log progress details; show the traceback of an error")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(module)
-        p = sub.add_parser(name, help=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text,
+                           formatter_class=HelpFormatter)
         mod.add_arguments(p)
         p.set_defaults(func=mod.run)
     return parser

@@ -6,7 +6,10 @@ import argparse
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("selectors", nargs="+")
+    p.add_argument("selectors", nargs="+", metavar="SELECTOR",
+                   help="registry names (`list methods`), module:Class or "
+                   "path/to/file.py:Class; each runs the conformance checks (parameters, "
+                   "fit/score contract, determinism, leakage) in seconds")
 
 
 def run(args) -> int:

@@ -8,15 +8,80 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 from benchmark.errors import UsageError
 
 CLIError = UsageError  # the name used before 0.2
 
+# One vocabulary across commands (README "Commands"):
+#   --results ROOT   results root: runs go to / are read from ROOT/<protocol>/<run>
+#   --out DIR        the exact directory of this command's one output (a run, a sweep)
+#   --pages DIR      where the leaderboard's Markdown pages (and figures) go
+#   --set METHOD.PARAM=VALUE   a method's parameter (METHOD: a --methods name, its `name`
+#                    attribute or its class name)
+RESULTS_ROOT = "results"
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Every option's help ends with its default (when it has one worth showing)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (text and "default" not in text and "%(default)" not in text
+                and default not in (None, False, argparse.SUPPRESS, [])
+                and action.option_strings):
+            text += " (default: %(default)s)"
+        return text
+
+
+_WARNED: set[str] = set()
+
+
+def warn_deprecated(old: str, new: str) -> None:
+    """One line on stderr, once per process, for an old spelling that still works."""
+    if old in _WARNED:
+        return
+    _WARNED.add(old)
+    print(f"warning: {old} is deprecated and will be removed after 0.2; use {new}",
+          file=sys.stderr)
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old option spelling: stores into the new option's ``dest`` and warns once."""
+
+    def __init__(self, option_strings, dest, new: str = "", **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.new = new
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        warn_deprecated(option_string or self.option_strings[0], self.new)
+        setattr(namespace, self.dest, values)
+
+
+def add_deprecated(p: argparse.ArgumentParser, old: str, new: str, dest: str, **kwargs) -> None:
+    p.add_argument(old, dest=dest, action=DeprecatedAlias, new=new, help=argparse.SUPPRESS,
+                   default=argparse.SUPPRESS, **kwargs)
+
+
+def add_results_option(p: argparse.ArgumentParser, default: str = RESULTS_ROOT,
+                       what: str = "runs are written to ROOT/<protocol>/<timestamp>") -> None:
+    p.add_argument("--results", metavar="ROOT", default=default,
+                   help=f"results root: {what}")
+
+
+def add_progress_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars and no stage lines (bars are drawn only on a "
+                   "terminal anyway; VLMBENCH_PROGRESS=1 forces them)")
+
 
 def add_data_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--mirror", help="local mirror of upstream files (default: $VLMBENCH_MIRROR)")
-    p.add_argument("--offline", action="store_true", help="never download upstream files")
+    p.add_argument("--mirror", help="local mirror of upstream files (default: $VLMBENCH_MIRROR, "
+                   "else download)")
+    p.add_argument("--offline", action="store_true",
+                   help="never download upstream files (also: VLMBENCH_OFFLINE=1)")
 
 
 def data_layer(args):
@@ -45,10 +110,10 @@ def csv_list(text: str | None) -> list[str]:
 
 
 def parse_param(text: str) -> tuple[str, str, object]:
-    """'dcd.beta=2.5' -> ('dcd', 'beta', 2.5)."""
+    """'dcd.beta=2.5' -> ('dcd', 'beta', 2.5); 'pkg.mod:Cls.alpha=1' -> ('pkg.mod:Cls', ...)."""
     key, sep, value = text.partition("=")
-    method, dot, name = key.partition(".")
-    if not sep or not dot:
+    method, dot, name = key.rpartition(".")  # a parameter name never has a dot; a module may
+    if not sep or not dot or not method or not name:
         raise UsageError(f"--set {text!r}: expected METHOD.PARAM=VALUE (e.g. dcd.beta=2.5)")
     try:
         parsed = json.loads(value)

@@ -8,7 +8,10 @@ from benchmark.cli.common import add_data_options, data_layer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["verify", "pull"])
+    p.add_argument("action", choices=["verify", "pull"],
+                   help="verify: check every declared upstream file's sha256 (mirror, then "
+                   "cache); pull: make them all available locally (downloads what is missing "
+                   "unless --offline)")
     add_data_options(p)
 
 

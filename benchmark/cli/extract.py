@@ -22,7 +22,8 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="kind", required=True, metavar="KIND")
     for kind, (module, help_text) in EXTRACTORS.items():
-        p = sub.add_parser(kind, help=help_text)
+        p = sub.add_parser(kind, help=help_text, description=help_text,
+                           formatter_class=parser.formatter_class)
         importlib.import_module(module).add_arguments(p)
 
 

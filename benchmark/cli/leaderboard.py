@@ -6,20 +6,24 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.cli.common import add_data_options
+from benchmark.cli.common import add_data_options, add_deprecated, add_results_option
 from benchmark.report import leaderboard
 from benchmark.report.leaderboard import FIGURES, LEADERBOARD_DIR
 
+DEFAULT_RESULTS = "results/leaderboard"
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", default="results/leaderboard",
-                   help="results root holding <protocol>/<run> directories")
+    add_results_option(p, DEFAULT_RESULTS, "the leaderboard's runs, ROOT/<protocol>/<run>; "
+                       "computed first when there are none yet (a fresh clone)")
     p.add_argument("--rerun", action="store_true",
                    help="first run leaderboard/runs.toml into --results (replacing it)")
     p.add_argument("--check", action="store_true",
-                   help="do not write; fail if leaderboard/*.md or figures differ from the "
+                   help="do not write; fail if the pages in --pages differ from the "
                    "regenerated ones")
-    p.add_argument("--out", default=str(LEADERBOARD_DIR), help="where the Markdown goes")
+    p.add_argument("--pages", metavar="DIR", default=str(LEADERBOARD_DIR),
+                   help="where the Markdown pages and figures go")
+    add_deprecated(p, "--out", "--pages", dest="pages")
     p.add_argument("--export", metavar="DIR",
                    help="also write every protocol's main table as DIR/<protocol>-main.csv and "
                    ".tex (and -common for the like-for-like table)")
@@ -33,15 +37,19 @@ def run(args: argparse.Namespace) -> int:
     from benchmark.features.store import atomic_write_bytes
     from benchmark.report import plots
 
-    plots.reuse(sorted((Path(args.out) / FIGURES).glob("*.png")))
+    plots.reuse(sorted((Path(args.pages) / FIGURES).glob("*.png")))
     spec = leaderboard.load_spec()
     root = Path(args.results)
+    if not args.rerun and not any(root.rglob("run.json")):
+        print(f"no runs under {root} yet: computing leaderboard/runs.toml's runs first (as "
+              "--rerun; about a minute, later calls reuse them)", file=sys.stderr)
+        args.rerun = True
     if args.rerun:
         if root.exists():
             shutil.rmtree(root)
         leaderboard.rerun(spec, root, DataLayer(mirror=args.mirror, online=False if args.offline else None))
     files = leaderboard.render_all(spec, root)
-    out = Path(args.out)
+    out = Path(args.pages)
     if getattr(args, "export", None):
         written = leaderboard.export_tables(spec, root, Path(args.export))
         print(f"exported {len(written)} files to {args.export}")

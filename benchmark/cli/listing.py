@@ -8,8 +8,12 @@ import json
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("what", choices=["methods", "protocols", "models", "datasets", "features",
-                                    "embedders"])
-    p.add_argument("--protocol", help="models of one protocol only")
+                                    "embedders"],
+                   help="the registry to list: methods (with their fixed parameters), "
+                   "protocols, models (and their protocols), datasets, feature kinds, text "
+                   "embedders")
+    p.add_argument("--protocol", help="with `models`: one protocol's zoo only (default: every "
+                   "protocol's)")
 
 
 def run(args) -> int:

@@ -6,25 +6,46 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.cli.common import add_data_options, csv_list, parse_param, parse_seeds
+from benchmark.cli.common import (
+    add_data_options,
+    add_progress_option,
+    add_results_option,
+    csv_list,
+    parse_param,
+    parse_seeds,
+)
 from benchmark.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from benchmark.core.protocol import DEFAULT_PROTOCOL
 
-    p.add_argument("--methods", required=True, help="comma-separated names or module:Class")
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL)
-    p.add_argument("--seeds", help="number of seeds (default: the protocol's 10) or a list")
-    p.add_argument("--models", help="restrict the protocol's zoo to these model ids")
-    p.add_argument("--datasets", help="restrict the protocol's datasets (targets and sources)")
-    p.add_argument("--out", help="results directory (default results/<protocol>/<timestamp>)")
+    p.add_argument("--methods", required=True,
+                   help="comma-separated registry names (`list methods`), module:Class or "
+                   "path/to/file.py:Class")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL,
+                   help="a protocol name (`list protocols`) or a protocol TOML file")
+    p.add_argument("--seeds", help="number of seeds (default: the protocol's, 10) or a list "
+                   "(0,3,7); deterministic methods run once whatever the count")
+    p.add_argument("--models", help="restrict the protocol's zoo to these model ids "
+                   "(default: the whole zoo)")
+    p.add_argument("--datasets", help="restrict the protocol's datasets, targets and sources "
+                   "(default: all of them)")
+    add_results_option(p)
+    p.add_argument("--out", metavar="DIR",
+                   help="write this run to DIR exactly (default ROOT/<protocol>/<timestamp>, "
+                   "ROOT from --results)")
     p.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE",
-                   help="override a parameter of a requested method (repeatable)")
-    p.add_argument("--tau-variant", choices=["clean", "lovm"])
-    p.add_argument("--ndcg-ideal", choices=["intersection", "truth_topk"])
-    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES "
-                   "or ~/.cache/vlmbench/features)")
+                   help="override a parameter of a requested method (repeatable); METHOD is "
+                   "its --methods name, its `name` attribute or its class name")
+    p.add_argument("--tau-variant", choices=["clean", "lovm"],
+                   help="Kendall tau@k: clean tau-b on the top-k intersection, or LOVM's code "
+                   "(default: the protocol's, clean unless it says otherwise)")
+    p.add_argument("--ndcg-ideal", choices=["intersection", "truth_topk"],
+                   help="NDCG@k's ideal ranking: of the top-k intersection, or the true top k "
+                   "(default: the protocol's, intersection unless it says otherwise)")
+    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES, "
+                   "else $VLMBENCH_CACHE/features, else ~/.cache/vlmbench/features)")
     p.add_argument("--skip-unavailable", action="store_true",
                    help="skip methods whose features are missing instead of failing")
     p.add_argument("--common-candidates", action="store_true",
@@ -33,7 +54,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rank only the models that have a method's features (coverage reported)")
     p.add_argument("--allow-random-init", action="store_true",
                    help="accept feature packs extracted with --random-init (smoke tests)")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_option(p)
     add_data_options(p)
 
 
@@ -57,7 +78,7 @@ def run(args) -> int:
         allow_random_init=args.allow_random_init, common_candidates=args.common_candidates,
         progress=not args.no_progress,
     )
-    out = Path(args.out) if args.out else results.default_out_dir(res.protocol)
+    out = Path(args.out) if args.out else results.default_out_dir(res.protocol, Path(args.results))
     res.save(out, extra={"command": " ".join(sys.argv)})
     print(summary(res))
     print(f"wrote {out} ({res.provenance['wall_time_s']:.1f} s)")

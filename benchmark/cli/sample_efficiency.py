@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from benchmark.cli.sweep import _finish, _prepare, add_common_arguments
+from benchmark.cli.sweep import _finish, _prepare, add_common_arguments, method_settings
 from benchmark.errors import UsageError
 from benchmark.studies.sample_efficiency import SOURCE, TARGET, counts, points
 from benchmark.studies.sweep import parse_fixed, plot_sample_efficiency, run_points
@@ -35,7 +35,7 @@ def run(args) -> int:
     if args.n_target:
         n_target = "same" if args.n_target.strip() == "same" else counts("--n-target",
                                                                            args.n_target)
-    fixed = parse_fixed(args.set)
+    fixed = parse_fixed(method_settings(args.method, args.set))
     both = {SOURCE, *([TARGET] if n_target is not None else [])} & set(fixed)
     if both:
         raise UsageError(f"parameter(s) both varied and fixed: {sorted(both)}")

@@ -14,7 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.cli.common import add_data_options, csv_list, data_layer, parse_seeds
+from benchmark.cli.common import (
+    RESULTS_ROOT,
+    add_data_options,
+    add_progress_option,
+    add_results_option,
+    csv_list,
+    data_layer,
+    parse_seeds,
+    warn_deprecated,
+)
 from benchmark.errors import UsageError
 from benchmark.studies.sweep import (
     DEFAULT_METRIC,
@@ -34,22 +43,50 @@ from benchmark.studies.sweep import (
 def add_common_arguments(p: argparse.ArgumentParser) -> None:
     from benchmark.core.protocol import DEFAULT_PROTOCOL
 
-    p.add_argument("method", help="registry name or module:Class")
-    p.add_argument("--protocol", default=DEFAULT_PROTOCOL)
-    p.add_argument("--models", help="restrict the protocol's zoo to these model ids")
+    p.add_argument("method", help="registry name (`list methods`), module:Class or "
+                   "path/to/file.py:Class")
+    p.add_argument("--protocol", default=DEFAULT_PROTOCOL,
+                   help="a protocol name (`list protocols`) or a protocol TOML file")
+    p.add_argument("--models", help="restrict the protocol's zoo to these model ids "
+                   "(default: the whole zoo)")
     p.add_argument("--mock", action="store_true",
                    help="run on the conformance check's mock universe (random data, no packs)")
     p.add_argument("--seeds", help="number of seeds (default: the protocol's) or a list")
-    p.add_argument("--set", action="append", metavar="NAME=VALUE",
-                   help="fix a parameter of the method for every point (repeatable)")
-    p.add_argument("--metric", default=DEFAULT_METRIC, help="metric plotted (default ndcg@5)")
-    p.add_argument("--out", help="output directory (default results/<analysis>/<protocol>/"
-                   "<method>-<time>); must not exist")
-    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES)")
+    p.add_argument("--set", action="append", metavar="METHOD.PARAM=VALUE",
+                   help="fix a parameter of the method for every point (repeatable), as in "
+                   "`run --set`")
+    p.add_argument("--metric", default=DEFAULT_METRIC, help="metric plotted")
+    add_results_option(p, RESULTS_ROOT, "written to ROOT/<analysis>/<protocol>/<method>-<time>")
+    p.add_argument("--out", metavar="DIR", help="write to DIR exactly instead (must not exist)")
+    p.add_argument("--features-dir", help="feature pack directory (default $VLMBENCH_FEATURES, "
+                   "else $VLMBENCH_CACHE/features, else ~/.cache/vlmbench/features)")
     p.add_argument("--allow-random-init", action="store_true",
                    help="accept feature packs extracted with --random-init (smoke tests)")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_option(p)
     add_data_options(p)
+
+
+def method_settings(method: str, items: list[str] | None) -> list[str]:
+    """``--set METHOD.PARAM=VALUE`` items of the studied method -> ``PARAM=VALUE`` items.
+
+    ``METHOD`` is the method as given, its ``name`` attribute or its class name. The old
+    spelling ``--set PARAM=VALUE`` still works, with a deprecation line.
+    """
+    from methods import resolve
+
+    out = []
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        owner, dot, name = key.rpartition(".")
+        if not sep or not dot:
+            warn_deprecated("sweep --set PARAM=VALUE", f"--set {method}.PARAM=VALUE (as in run)")
+            out.append(item)
+            continue
+        display, cls, _ = resolve(method)
+        if owner.strip() not in {method, display, cls.__name__}:
+            raise UsageError(f"--set {item!r}: {owner!r} is not the studied method {method!r}")
+        out.append(f"{name}={value}")
+    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -85,10 +122,10 @@ def build_harness(args, method: str):
     return Harness.from_data(protocol, data_layer(args), store, args.allow_random_init)
 
 
-def _default_out(kind: str, protocol: str, method: str) -> Path:
+def _default_out(kind: str, protocol: str, method: str, root: str = RESULTS_ROOT) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = method.replace(":", "_").replace("/", "_")
-    return Path("results") / kind / protocol / f"{safe}-{stamp}"
+    return Path(root) / kind / protocol / f"{safe}-{stamp}"
 
 
 def _prepare(args):
@@ -100,7 +137,7 @@ def _prepare(args):
 
 def _finish(res: SweepResult, args, name: str, plot, started: float, extra=None) -> int:
     out = Path(args.out) if args.out else _default_out(name.replace("_", "-"), res.protocol,
-                                                       res.method)
+                                                       res.method, args.results)
     write_outputs(res, out, name, plot, {"metric": args.metric, "mock": bool(args.mock),
                                         "wall_time_s": round(time.perf_counter() - started, 3),
                                         **(extra or {})})
@@ -119,7 +156,7 @@ def run(args) -> int:
     """``benchmark sweep``."""
     started = time.perf_counter()
     grid = parse_grid(args.param)
-    fixed = parse_fixed(args.set)
+    fixed = parse_fixed(method_settings(args.method, args.set))
     both = set(grid) & set(fixed)
     if both:
         raise UsageError(f"parameter(s) both swept and fixed: {sorted(both)}")

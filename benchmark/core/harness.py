@@ -96,7 +96,9 @@ def resolve_methods(names: list[str], overrides: Mapping[str, Mapping] | None = 
     runs = []
     for n in names:
         display, cls, params = method_registry.resolve(n)
-        given = (overrides or {}).get(n) or (overrides or {}).get(display) or {}
+        # --set keys: the name given, the display name (the `name` attribute) or the class name
+        given = next((overrides[k] for k in (n, display, cls.__name__) if k in (overrides or {})),
+                     {})
         params = {**params, **dict(given)}
         valid = cls._param_names()
         bad = sorted(set(params) - set(valid))

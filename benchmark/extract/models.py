@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark.data.zoo import NON_OPENCLIP
+from benchmark.errors import one_line
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +75,7 @@ def load_model(
             raise
         raise WeightsUnavailableError(
             f"no weights for {model_id} (open_clip pretrained={pretrained!r}): "
-            f"{type(err).__name__}: {str(err).splitlines()[0][:160]}. Put them in the open_clip "
+            f"{type(err).__name__}: {one_line(err)}. Put them in the open_clip "
             f"cache (--weights-dir DIR) or the Hugging Face cache (HF_HOME), or pass "
             f"--random-init for a smoke run"
         ) from None

@@ -51,7 +51,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "dataset with published captions and synonyms, ImageNet-1k excluded)",
         images=False,
     )
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=256,
+                        help="texts per forward pass of the text tower")
     parser.add_argument("--sigma", type=float, default=LOVM_NOISE_SIGMA,
                         help="std of the noise added to caption embeddings before classifying "
                         f"them (LOVM: {LOVM_NOISE_SIGMA})")

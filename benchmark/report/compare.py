@@ -49,6 +49,10 @@ def compare(run_a, run_b, metrics: list[tuple[str, int]]) -> tuple[pd.DataFrame,
         notes.append("one run ranks only the common candidates (common_candidates=True)")
     cov_a, cov_b = method_coverage(run_a.coverage), method_coverage(run_b.coverage)
     methods_a, methods_b = set(run_a.scores["method"]), set(run_b.scores["method"])
+    if not methods_a & methods_b:
+        notes.append(f"no method in common (A: {', '.join(sorted(methods_a)) or 'none'}; B: "
+                     f"{', '.join(sorted(methods_b)) or 'none'}): nothing to pair, so no "
+                     "differences or tests")
     for m in sorted(methods_a & methods_b):
         if cov_a.get(m) != cov_b.get(m):
             notes.append(f"{m}: coverage differs (A {cov_a.get(m)}, B {cov_b.get(m)})")

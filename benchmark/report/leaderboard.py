@@ -93,23 +93,28 @@ def summarize(scores: pd.DataFrame, columns=MAIN_COLUMNS) -> pd.DataFrame:
     """Plain table: one row per method, "mean ± std over seeds" per metric column.
 
     Rows are ordered by the last column's mean (Sum@5 by default), best first; missing last.
+    A method whose numbers do not change with the seed (a deterministic method, or a single
+    seed) is shown without "± std" and with ``seeds`` "1 (deterministic)" / "1".
     (The run summary of ``benchmark run``; the leaderboard pages use :func:`main_table`.)
     """
     means = seed_means(scores)
     out, keys = [], []
     for method in sorted(means["method"].unique()):
+        mine = means[means.method == method]
+        n_seeds = int(mine["seed"].nunique())
+        fixed = bool(mine.groupby(["metric", "k"])["value"].nunique(dropna=False).max() <= 1)
         row = {"method": method}
         key = np.inf
         for metric, k in columns:
-            v = means[(means.method == method) & (means.metric == metric) & (means.k == k)]
+            v = mine[(mine.metric == metric) & (mine.k == k)]
             vals = v["value"].to_numpy(float)
             if len(vals) == 0 or not np.all(np.isfinite(vals)):
                 row[_label(metric, k)] = "—"
                 key = np.inf
             else:
-                row[_label(metric, k)] = _fmt(vals.mean(), vals.std(ddof=0))
+                row[_label(metric, k)] = _fmt(vals.mean(), None if fixed else vals.std(ddof=0))
                 key = -round(float(vals.mean()), DECIMALS)
-        row["seeds"] = int(means.loc[means.method == method, "seed"].nunique())
+        row["seeds"] = ("1 (deterministic)" if n_seeds > 1 else "1") if fixed else str(n_seeds)
         out.append(row)
         keys.append((key, method))
     order = sorted(range(len(out)), key=lambda i: keys[i])
@@ -502,8 +507,12 @@ def _latest_per_method(runs):
         scores.append(run.scores[run.scores.method == method])
         coverage.append(run.coverage[run.coverage.method == method])
         meta[method] = run.run
-    if not scores:
-        return pd.DataFrame(), pd.DataFrame(), {}
+    if not scores:  # no runs yet (a fresh clone): empty tables that still have their columns
+        from benchmark.core.harness import SCORE_COLUMNS
+
+        return (pd.DataFrame(columns=SCORE_COLUMNS),
+                pd.DataFrame(columns=["method", "target", "candidates", "protocol_candidates",
+                                      "uncovered"]), {})
     return pd.concat(scores), pd.concat(coverage), meta
 
 
