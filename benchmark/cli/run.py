@@ -95,4 +95,5 @@ def summary(result) -> str:
         return "(no scores)"
     table.insert(len(table.columns) - 1, "coverage",
                  table["method"].map(method_coverage(result.coverage)).fillna(""))
-    return tabulate(table, headers="keys", tablefmt="github", showindex=False)
+    return tabulate(table, headers="keys", tablefmt="github", showindex=False,
+                    disable_numparse=True)

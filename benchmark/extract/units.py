@@ -478,7 +478,9 @@ def add_common_arguments(
                    help="at most this many records per Ray task (default 0: all of a model's)")
     g.add_argument("--dry-run", action="store_true",
                    help="print the units still to do (this shard's) and exit: nothing loads")
-    g.add_argument("--no-progress", action="store_true")
+    g.add_argument("--no-progress", action="store_true",
+                   help="no progress bars and no stage lines (bars are drawn only on a "
+                   "terminal anyway; VLMBENCH_PROGRESS=1 forces them)")
 
 
 def csv(text: str | None) -> list[str]:

@@ -271,6 +271,9 @@ class SentenceTransformerEmbedder(Embedder):
             "torch": _version("torch"),
         }
 
+    def _before_run(self, texts: list[str]) -> None:
+        self._load()  # a missing package or model fails before the "embedding N texts" line
+
     def _embed_batch(self, texts: list[str]) -> np.ndarray:
         model = self._load()
         return model.encode(
