@@ -25,6 +25,7 @@ import errno
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
@@ -93,11 +94,8 @@ def exclusive(lock_path: Path, what: str):
         os.close(fd)
 
 
-@contextmanager
-def reserve(out: Path):
-    """Claim ``out`` for one run, before computing: it must not exist, its parent must be
-    creatable and writable, and no other run may hold it. Yields ``out``; the lock is held
-    until the block ends (write the results inside it)."""
+def check_out(out: Path) -> Path:
+    """Refuse (one line) an output directory that exists or whose parent is not writable."""
     out = Path(out)
     if out.exists() or out.is_symlink():
         raise ResultsDirError(f"output directory {out} already exists; choose another --out "
@@ -109,10 +107,25 @@ def reserve(out: Path):
     except OSError as err:
         raise ResultsDirError(f"--out {out}: cannot write in {out.parent} "
                               f"({err.strerror or err}); choose a writable directory") from None
+    return out
+
+
+@contextmanager
+def reserve(out: Path):
+    """Claim ``out`` for one run, before computing: :func:`check_out`, and no other run may
+    hold it. Yields ``out``; the lock is held until the block ends (write the results inside
+    it). Temporaries of earlier, killed writes of ``out`` (marked ours) are removed."""
+    out = check_out(out)
     with exclusive(out.parent / f".{out.name}.lock", f"output directory {out}"):
         if out.exists():
             raise ResultsDirError(f"output directory {out} already exists; choose another --out")
+        stale = re.compile(rf"^\.{re.escape(out.name)}\.[a-z0-9_]{{8}}$")
+        for p in out.parent.iterdir():
+            if stale.match(p.name) and is_ours(p):
+                shutil.rmtree(p)  # a killed write of this very out: ours, no live writer
         yield out
+
+
 _PACKAGES = ("vlmbench", "numpy", "pandas", "scipy", "scikit-learn", "POT", "torch",
              "open_clip_torch", "captum", "sentence-transformers")
 

@@ -469,3 +469,22 @@ def test_two_concurrent_extractions_compute_each_record_once(tmp_path):
     assert sorted(u.dataset for u in SlowJob.computed) == ["d0", "d1", "d2"]
     statuses = sorted(o.status for out in outs for o in out)
     assert statuses == ["present"] * 3 + ["written"] * 3
+
+
+def test_a_killed_runs_temporary_is_removed_by_the_next_claim_of_that_out(tmp_path):
+    _killed("dir", tmp_path)
+    (left,) = tmp_path.iterdir()
+    neighbour = tmp_path / ".r.mine"  # not a temporary of this code: kept
+    neighbour.mkdir()
+    with results.reserve(tmp_path / "r"):
+        assert not left.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.mine"]
+
+
+def test_sweep_checks_out_before_computing(tmp_path, capsys, monkeypatch):
+    from benchmark.cli import sweep
+
+    monkeypatch.setattr(sweep, "build_harness", lambda *a: pytest.fail("computed"))
+    (tmp_path / "s").mkdir()
+    one_line_error(capsys, ["sweep", "dcd", "--param", "beta=1,2", "--protocol", "lovm",
+                            "--out", str(tmp_path / "s")], "already exists")
