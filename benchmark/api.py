@@ -231,9 +231,7 @@ def leaderboard(
     spec = lb.load_spec()
     root = Path(results)
     if rerun:
-        if root.exists() and any(root.iterdir()):
-            raise UsageError(f"results root {root} is not empty; rerun into a new directory")
-        lb.rerun(spec, root, DataLayer(mirror=mirror, online=False if offline else None))
+        lb.rerun_root(spec, root, DataLayer(mirror=mirror, online=False if offline else None))
     elif not any(root.rglob("run.json")):
         raise UsageError(f"no runs under {root}: compute them first (rerun=True, or "
                          "`python -m benchmark leaderboard --rerun`)")

@@ -9,6 +9,7 @@ line here.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -58,10 +59,14 @@ class UnknownMethodError(KeyError):
         return str(self.args[0])
 
 
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def _import(target: str) -> type:
     module, _, attr = target.partition(":")
-    if not module or not attr:
-        raise UnknownMethodError(f"bad method path {target!r}: expected 'package.module:Class'")
+    if not (_DOTTED.fullmatch(module) and attr.isidentifier()):
+        raise UnknownMethodError(f"bad method path {target!r}: expected 'package.module:Class' "
+                                 "(dotted Python names, no file paths)")
     try:
         obj = getattr(importlib.import_module(module), attr)
     except (ImportError, AttributeError) as err:

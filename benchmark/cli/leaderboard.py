@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--results", default="results/leaderboard",
                    help="results root holding <protocol>/<run> directories")
     p.add_argument("--rerun", action="store_true",
-                   help="first run leaderboard/runs.toml into --results (replacing it)")
+                   help="first run leaderboard/runs.toml into --results (replacing an earlier rerun "
+                   "there; a root holding anything else is refused)")
     p.add_argument("--check", action="store_true",
                    help="do not write; fail if leaderboard/*.md or figures differ from the "
                    "regenerated ones")
@@ -27,8 +28,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
-
     from benchmark.data.upstream import DataLayer
     from benchmark.features.store import atomic_write_bytes
     from benchmark.report import plots
@@ -36,10 +35,9 @@ def run(args: argparse.Namespace) -> int:
     plots.reuse(sorted((Path(args.out) / FIGURES).glob("*.png")))
     spec = leaderboard.load_spec()
     root = Path(args.results)
-    if args.rerun:
-        if root.exists():
-            shutil.rmtree(root)
-        leaderboard.rerun(spec, root, DataLayer(mirror=args.mirror, online=False if args.offline else None))
+    if args.rerun:  # refuses a root holding anything it did not write; never rmtree
+        leaderboard.rerun_root(spec, root, DataLayer(mirror=args.mirror,
+                                                     online=False if args.offline else None))
     files = leaderboard.render_all(spec, root)
     out = Path(args.out)
     if getattr(args, "export", None):

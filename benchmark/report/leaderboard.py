@@ -32,6 +32,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -623,6 +624,9 @@ def run_analyses(protocol_name: str, entry: dict, out: Path, data) -> None:
                                     "seeds": list(seeds), "params": list(points[0])}
             d = out / f"{kind}-{i}"
             d.mkdir(parents=True, exist_ok=True)
+            from benchmark.core.results import MARKER
+
+            (d / MARKER).write_text("analysis item written by vlmbench\n")
             try:
                 res = run_points(harness, item["method"], points, parse_fixed(item.get("set")),
                                  seeds, progress=False)
@@ -656,6 +660,94 @@ def _rerun_protocol(name: str, entry: dict, out_root: Path, data) -> str:
                              common_candidates=True)
         results.write(common, out_root / name / "common", extra={"common_candidates": True})
     return name
+
+
+RUN_DIRS = ("run", "common")  # the results directories rerun writes under <root>/<protocol>/
+ANALYSIS_FILES = ("table.csv", "item.json")
+
+
+def foreign_entries(root: Path) -> list[Path]:
+    """What under a leaderboard results root this code did not write (so never deletes):
+    anything but the root marker, ``<protocol>/{run,common}`` results directories,
+    ``<protocol>/analysis/<kind>-<i>/`` items and the hidden temporaries of killed writes."""
+    from benchmark.core.results import MARKER, is_ours
+
+    foreign: list[Path] = []
+    for top in sorted(Path(root).iterdir()):
+        if top.name == MARKER and top.is_file():
+            continue
+        if not top.is_dir() or top.is_symlink():
+            foreign.append(top)
+            continue
+        for d in sorted(top.iterdir()):
+            if d.name in RUN_DIRS or (d.name.startswith(".") and d.is_dir()):
+                if not is_ours(d):  # also a killed write's .run.XXXX (marker first)
+                    foreign.append(d)
+            elif d.name == "analysis" and d.is_dir() and not d.is_symlink():
+                foreign += [i for i in sorted(d.iterdir()) if not (
+                    i.name.split("-")[0] in ANALYSIS_KINDS
+                    and is_ours(i, ANALYSIS_FILES, legacy=("item.json",)))]
+            else:
+                foreign.append(d)
+    return foreign
+
+
+def _remove_owned(root: Path) -> None:
+    """Delete a results root whose every entry :func:`foreign_entries` accepts (checked again
+    here); file by file, so nothing written meanwhile by someone else is lost."""
+    from benchmark.core.results import ResultsDirError
+
+    left = foreign_entries(root)
+    if left:
+        raise ResultsDirError(f"{left[0]} appeared in the old results root meanwhile; it was "
+                              f"kept in {root}")
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    root.rmdir()
+
+
+def rerun_root(spec: dict, root: Path, data) -> None:
+    """Compute the leaderboard runs and put them at ``root``, replacing an earlier rerun.
+
+    Refused (one line, before computing) when ``root`` holds anything this code did not write
+    (:func:`foreign_entries`) or another rerun holds it. The runs are computed into a hidden
+    sibling, then swapped in: an interrupted rerun leaves the old root intact.
+    """
+    import shutil
+    import tempfile
+
+    from benchmark.core.results import MARKER, ResultsDirError, exclusive
+
+    root = Path(root)
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise ResultsDirError(f"--results {root} is not a directory; give a results root")
+    if root.exists():
+        foreign = foreign_entries(root)
+        if foreign:
+            raise ResultsDirError(
+                f"--results {root}: {foreign[0]} was not written by vlmbench; refusing to "
+                f"replace that root (move it away or choose another --results)")
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.new.", dir=root.parent))
+    except OSError as err:
+        raise ResultsDirError(f"--results {root}: cannot write in {root.parent} "
+                              f"({err.strerror or err})") from None
+    try:
+        with exclusive(root.parent / f".{root.name}.lock", f"results root {root}"):
+            (tmp / MARKER).write_text("leaderboard results root written by vlmbench\n")
+            rerun(spec, tmp, data)
+            if root.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", dir=root.parent))
+                os.rename(root, old / root.name)
+                os.rename(tmp, root)
+                _remove_owned(old / root.name)
+                old.rmdir()
+            else:
+                os.rename(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # created above by this call
 
 
 def workers() -> int:
@@ -712,16 +804,30 @@ def _needs(entry: dict, runs) -> dict[str, str]:
     return needs
 
 
+def leaderboard_runs(results_root: Path, name: str) -> list:
+    """The runs of one protocol: ``<root>/<name>/run`` and ``.../common`` only. Anything else
+    there (a stray or concurrent run directory, a killed write's temporary) is ignored with a
+    warning: it can never replace a method's row."""
+    from benchmark.core import results
+
+    d = Path(results_root) / name
+    if not d.is_dir():
+        return []
+    stray = sorted(p.parent for p in d.rglob("run.json") if p.parent.name not in RUN_DIRS
+                   and "analysis" not in p.relative_to(d).parts)
+    for p in stray:
+        log.warning("ignoring %s: not a run the leaderboard wrote (only %s/{run,common})", p, d)
+    return [results.read(d / r) for r in RUN_DIRS if (d / r / "run.json").is_file()]
+
+
 def render_all(spec: dict, results_root: Path) -> dict[str, str | bytes]:
     """File name (relative to ``leaderboard/``) -> content: Markdown (str) for every protocol
     of the spec and the index, PNG bytes for the figures."""
-    from benchmark.core import results
 
     files: dict[str, str | bytes] = {}
     index_rows = []
     for name, entry in spec["protocol"].items():
-        runs = [r for r in results.find_runs(results_root / name)
-                if "analysis" not in r.path.relative_to(results_root / name).parts]
+        runs = leaderboard_runs(results_root, name)
         main_runs, common_runs = split_runs(runs)
         analysis_entry = spec.get("analysis", {}).get(name)
         text, figures = render_protocol(runs, name, _needs(entry, main_runs), analysis_entry,
@@ -796,13 +902,11 @@ def latex_table(frame: pd.DataFrame, caption: str, bold_first: int | None = None
 
 def export_tables(spec: dict, results_root: Path, out: Path) -> list[Path]:
     """``<protocol>-main.csv/.tex`` (and ``-common``) for every protocol with results."""
-    from benchmark.core import results
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, entry in spec["protocol"].items():
-        runs = [r for r in results.find_runs(results_root / name)
-                if "analysis" not in r.path.relative_to(results_root / name).parts]
+        runs = leaderboard_runs(results_root, name)
         main_runs, common_runs = split_runs(runs)
         scores, coverage, _ = _latest_per_method(main_runs)
         if scores.empty:
