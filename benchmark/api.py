@@ -204,7 +204,11 @@ def evaluate(
                                 allow_partial=allow_partial)
     result = harness.run(runs, skip_unavailable=skip_unavailable, progress=progress,
                          common_candidates=common_candidates)
+    from benchmark.features.transfer import packs_used
+
+    kinds = [k for m in runs if m.name not in result.skipped for k in m.cls.requires]
     extra = {"data": harness.ctx.data.describe(), "features_dir": str(store.root),
+             "feature_packs": packs_used(store, kinds, proto.zoo),
              "wall_time_s": round(time.perf_counter() - started, 3)}
     from benchmark.core.results import provenance
 

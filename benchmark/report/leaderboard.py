@@ -401,6 +401,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
            "coverage column)." if partial else "every method ranks all of them."),
         f"- Significance: ▲/▼/= against the best method, Wilcoxon signed-rank over targets "
         f"(p < {analysis.ALPHA}); permutation p, win/tie/loss and bootstrap CIs alongside.",
+        *_origin_lines(run_meta),
         f"- Produced by vlmbench {__version__} (`python -m benchmark leaderboard --rerun`).",
         "",
         "## Results (computed by this code)",
@@ -418,6 +419,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
             "[On the models every method covers](#on-the-models-every-method-covers).")
     lines.append("")
     lines += _pvalue_block(table, "")
+    lines += _submitted_block(run_meta)
     if not scores.empty:
         name = f"{FIGURES}/{protocol.name}-methods.png"
         figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
@@ -451,6 +453,44 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     if protocol.notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in protocol.notes] + [""]
     return "\n".join(lines), figures
+
+
+def submitted_meta(run_meta: dict) -> dict[str, dict]:
+    """method -> the ``submitted`` block of its run (submitted rows only)."""
+    return {m: r["submitted"] for m, r in sorted(run_meta.items()) if r.get("submitted")}
+
+
+def _origin_lines(run_meta: dict) -> list[str]:
+    from benchmark.features.transfer import imported_packs
+
+    lines = []
+    subs = submitted_meta(run_meta)
+    if subs:
+        lines.append(
+            f"- Submitted: {len(subs)} row(s) marked *(submitted)* were computed elsewhere and "
+            "scored here from their predictions, with the same metrics, tests and CIs (protocol "
+            "hash checked; provenance under [Submitted predictions](#submitted-predictions)).")
+    imported = sorted({p for r in run_meta.values() for p in imported_packs(r)})
+    if imported:
+        lines.append(
+            f"- Imported feature packs: {len(imported)} ({', '.join(f'`{p}`' for p in imported[:6])}"
+            f"{', ...' if len(imported) > 6 else ''}), made elsewhere and pinned by checksum in "
+            "`runs.toml`; their checksums prove integrity, not how they were computed.")
+    return lines
+
+
+def _submitted_block(run_meta: dict) -> list[str]:
+    subs = submitted_meta(run_meta)
+    if not subs:
+        return []
+    rows = [(m, s["link"], s["date"], s["protocol_hash"][:12], s["predictions_sha256"][:12],
+             s.get("description", "") or "—") for m, s in subs.items()]
+    return ["## Submitted predictions", "",
+            "Computed elsewhere, scored by this code (`python -m benchmark score`); accepted "
+            "submissions live in `leaderboard/submissions/<protocol>/<method>/`.", "",
+            tabulate(rows, headers=["method", "paper / code", "date", "protocol hash",
+                                    "predictions sha256", "description"], tablefmt="github",
+                     disable_numparse=True), ""]
 
 
 def _cells(coverage: pd.DataFrame, protocol) -> tuple[int, int]:
@@ -641,21 +681,63 @@ def load_spec(path: Path = RUNS_FILE) -> dict:
     return load_toml(path)
 
 
-def _rerun_protocol(name: str, entry: dict, out_root: Path, data) -> str:
+def pinned_packs(spec: dict) -> list[str]:
+    """Manifest sha256 of the imported packs the leaderboard may read (``[packs] pinned``)."""
+    pinned = spec.get("packs", {}).get("pinned", [])
+    if not isinstance(pinned, list) or not all(isinstance(p, str) for p in pinned):
+        raise ValueError("leaderboard/runs.toml: [packs] pinned must be a list of sha256 strings")
+    return list(pinned)
+
+
+def _rerun_protocol(name: str, entry: dict, out_root: Path, data, pins=()) -> str:
     from benchmark.core import results
     from benchmark.core.harness import Harness, resolve_methods
     from benchmark.core.protocol import get_protocol
+    from benchmark.features.transfer import PinnedStore, packs_used
 
     protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
-    harness = Harness.from_data(protocol, data)
+    store = PinnedStore(pins=pins)  # imported packs only when runs.toml pins them
+    harness = Harness.from_data(protocol, data, store)
     methods = resolve_methods(list(entry["methods"]))
     res = harness.run(methods, skip_unavailable=True, progress=False)
-    results.write(res, out_root / name / "run")
+    kinds = [k for m in methods if m.name not in res.skipped for k in m.cls.requires]
+    used = packs_used(store, kinds, protocol.zoo)
+    extra = {"feature_packs": used} if used else None
+    results.write(res, out_root / name / "run", extra=extra)
     if partial_methods(res.coverage):
         common = harness.run(methods, skip_unavailable=True, progress=False,
                              common_candidates=True)
-        results.write(common, out_root / name / "common", extra={"common_candidates": True})
+        results.write(common, out_root / name / "common",
+                      extra={"common_candidates": True, **(extra or {})})
     return name
+
+
+SUBMISSIONS_DIR = LEADERBOARD_DIR / "submissions"
+
+
+def score_submissions(name: str, out_root: Path, data, submissions: Path = SUBMISSIONS_DIR
+                      ) -> list[Path]:
+    """Score every accepted submission of protocol ``name`` (``submissions/<name>/<method>/``)
+    into ``out_root/<name>/submitted-<method>``; a submission that no longer matches the
+    protocol (its hash) fails the regeneration with one line."""
+    from benchmark.core import results, submission
+    from benchmark.core.protocol import get_protocol
+
+    d = Path(submissions) / name
+    if not d.is_dir():
+        return []
+    pdata = None
+    written = []
+    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if pdata is None:
+            pdata = get_protocol(name).load(data)
+        res, run_json = submission.score_submission(sub / "predictions.csv", pdata)
+        if run_json["submitted"]["method"] != sub.name:
+            raise ValueError(f"{sub}: directory name differs from its method "
+                             f"{run_json['submitted']['method']!r}")
+        run_json.pop("date")  # the leaderboard's inputs are dated by their submission
+        written.append(results.write(res, out_root / name / f"submitted-{sub.name}", run=run_json))
+    return written
 
 
 def workers() -> int:
@@ -670,7 +752,7 @@ def workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def rerun(spec: dict, out_root: Path, data) -> None:
+def rerun(spec: dict, out_root: Path, data, submissions: Path = SUBMISSIONS_DIR) -> None:
     """Run every protocol of the spec into ``out_root/<protocol>/run``; when some method has
     partial coverage, again with ``common_candidates=True`` into ``.../common``; then the
     declared analyses into ``.../analysis``.
@@ -679,18 +761,21 @@ def rerun(spec: dict, out_root: Path, data) -> None:
     separate processes; every run is deterministic, so the results do not depend on it.
     """
     items = list(spec["protocol"].items())
+    pins = tuple(pinned_packs(spec))
     n = min(workers(), len(items))
     if n > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
-            for done in [pool.submit(_rerun_protocol, name, entry, out_root, data)
+            for done in [pool.submit(_rerun_protocol, name, entry, out_root, data, pins)
                          for name, entry in items]:
                 done.result()
     else:
         for name, entry in items:
-            _rerun_protocol(name, entry, out_root, data)
+            _rerun_protocol(name, entry, out_root, data, pins)
+    for name, _ in items:
+        score_submissions(name, out_root, data, submissions)
     for name, entry in spec.get("analysis", {}).items():
         run_analyses(name, entry, out_root / name / "analysis", data)
 
