@@ -164,7 +164,7 @@ def read_predictions(path: Path, select: str | None = None) -> pd.DataFrame:
     seeds = pd.to_numeric(preds["seed"], errors="coerce")
     bad = preds.loc[~(seeds.notna() & (seeds == seeds.round()) & (seeds >= 0)), "seed"]
     if len(bad):
-        raise SubmissionError(f"{path}: seed {bad.iloc[0]!r} is not an integer >= 0")
+        raise SubmissionError(f"{path}: seed {bad.iloc[0]} is not an integer >= 0")
     scores = pd.to_numeric(preds["score"], errors="coerce")
     bad_rows = preds.index[~np.isfinite(scores.to_numpy(float))]
     if len(bad_rows):
