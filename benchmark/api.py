@@ -204,10 +204,12 @@ def evaluate(
                                 allow_partial=allow_partial)
     result = harness.run(runs, skip_unavailable=skip_unavailable, progress=progress,
                          common_candidates=common_candidates)
+    from benchmark.core.submission import protocol_hash
     from benchmark.features.transfer import packs_used
 
     kinds = [k for m in runs if m.name not in result.skipped for k in m.cls.requires]
     extra = {"data": harness.ctx.data.describe(), "features_dir": str(store.root),
+             "protocol_hash": protocol_hash(harness.pdata),
              "feature_packs": packs_used(store, kinds, proto.zoo),
              "wall_time_s": round(time.perf_counter() - started, 3)}
     from benchmark.core.results import provenance
