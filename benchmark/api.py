@@ -218,6 +218,41 @@ def evaluate(
                    MappingProxyType(provenance(result, extra)), None, result)
 
 
+def score(
+    predictions: str | Path,
+    protocol: str = "dcd48",
+    *,
+    meta: str | Path | None = None,
+    select: str | None = None,
+    release: str | None = None,
+    mirror: str | Path | None = None,
+    offline: bool | None = None,
+) -> Results:
+    """Score predictions made elsewhere (``python -m benchmark score``): the same tidy tables
+    and provenance as :func:`evaluate`, the method labelled ``NAME (submitted)``.
+
+    ``meta``: the ``submission.toml`` (default: beside ``predictions``); ``select``: the method
+    to take from a file holding several; ``release``: score against a frozen release. Refuses,
+    one line, a protocol hash that does not match, unknown models or targets, missing
+    candidates, duplicates and non-finite scores (:mod:`benchmark.core.submission`).
+    """
+    from benchmark.core import submission
+    from benchmark.core.protocol import get_protocol
+    from benchmark.core.release import load_release_protocol
+    from benchmark.data.upstream import DataLayer
+
+    if release:
+        pdata = load_release_protocol(release, protocol)
+    else:
+        pdata = get_protocol(protocol).load(DataLayer(mirror=mirror,
+                                                      online=False if offline else None))
+    predictions = Path(predictions)
+    result, run_json = submission.score_submission(
+        predictions, pdata, Path(meta) if meta else None, select)
+    return Results(result.scores, result.predictions, result.coverage,
+                   MappingProxyType(run_json), None, result)
+
+
 def leaderboard(
     results: str | Path = "results/leaderboard",
     *,

@@ -281,3 +281,50 @@ def test_leaderboard_scores_accepted_submissions_with_tests_and_provenance(
     local = next(ln for ln in text.splitlines() if ln.startswith("| random "))
     assert row.split("|")[2:8] == local.split("|")[2:8]  # same means, marks and CI
     assert "## Submitted predictions" in text and "https://example.org/paper" in text
+
+
+def test_accept_copies_the_submission_for_the_leaderboard(lovm_run, tmp_path, monkeypatch,
+                                                          capsys):
+    from benchmark.report import leaderboard as lb
+
+    monkeypatch.setattr(lb, "SUBMISSIONS_DIR", tmp_path / "submissions")
+    path = _submit(tmp_path / "s", _preds(lovm_run))
+    argv = ["score", str(path), "--protocol", "lovm", "--accept"]
+    assert main([*argv, "--out", str(tmp_path / "o1")]) == 0
+    dest = tmp_path / "submissions" / "lovm" / "random-resubmitted"
+    assert sorted(p.name for p in dest.iterdir()) == ["predictions.csv", "submission.toml"]
+    assert main([*argv, "--out", str(tmp_path / "o2")]) == 2  # accepted once only
+    assert "was accepted already" in capsys.readouterr().err
+
+
+def test_library_score_matches_the_cli(lovm_run, tmp_path):
+    import benchmark
+
+    path = _submit(tmp_path / "s", _preds(lovm_run))
+    res = benchmark.score(path, "lovm")
+    assert res.methods == ["random-resubmitted (submitted)"]
+    assert res.provenance["submitted"]["protocol"] == "lovm"
+    out = res.save(tmp_path / "saved")
+    assert (out / "run.json").is_file()
+
+
+def test_import_from_a_url(packs, tmp_path, monkeypatch):
+    import functools
+    import http.server
+    import threading
+
+    export_packs(packs, "conductance", MODELS[:2], tmp_path / "www" / "cond.tar.gz")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler,
+                                directory=str(tmp_path / "www"))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/cond.tar.gz"
+    try:
+        with pytest.raises(FeaturePackError, match="offline"):
+            import_packs(url, FeatureStore(tmp_path / "a"))
+        monkeypatch.delenv("VLMBENCH_OFFLINE")
+        done = import_packs(url, FeatureStore(tmp_path / "a"))
+        assert [i.status for i in done] == ["imported", "imported"]
+        assert origin(FeatureStore(tmp_path / "a"), "conductance", MODELS[0])["source"] == url
+    finally:
+        server.shutdown()

@@ -1,6 +1,7 @@
 """``python -m benchmark features export|import|origin``: feature packs that travel.
 
     python -m benchmark features export conductance --models A,B packs.tar.gz   # or a directory
+    python -m benchmark features export conductance --protocol dcd48 packs.tar.gz  # all it has
     python -m benchmark features import packs.tar.gz                            # or DIR or URL
     python -m benchmark features origin conductance --models A,B                # local / imported
 
@@ -22,7 +23,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("kind", help="conductance, text-features, class-stats, model-labels, "
                    "ground-truth")
     e.add_argument("dest", help="a directory (empty or new) or an archive file name")
-    e.add_argument("--models", required=True, help="comma-separated model ids")
+    e.add_argument("--models", help="comma-separated model ids")
+    e.add_argument("--protocol", help="instead of --models: every model of the protocol's zoo "
+                   "that has a pack of KIND")
     i = sub.add_parser("import", help="verify and import an export (directory, archive, URL)")
     i.add_argument("source")
     o = sub.add_parser("origin", help="where packs come from (local or imported) and checksums")
@@ -40,8 +43,16 @@ def run(args) -> int:
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
     if args.action == "export":
         models = csv_list(args.models)
+        if args.protocol and not models:
+            from benchmark.core.protocol import get_protocol
+
+            models = [m for m in get_protocol(args.protocol).zoo
+                      if store.datasets(args.kind, m)]
+            if not models:
+                raise UsageError(f"no {args.kind} pack for any model of {args.protocol} in "
+                                 f"{store.root}")
         if not models:
-            raise UsageError("--models is empty")
+            raise UsageError("give --models A,B or --protocol P")
         dest = export_packs(store, args.kind, models, args.dest)
         print(f"exported {len(models)} {args.kind} pack(s) to {dest}")
         return 0

@@ -39,16 +39,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> int:
+    from benchmark.api import score
     from benchmark.core import results, submission
     from benchmark.core.protocol import get_protocol
     from benchmark.core.release import load_release_protocol
-    from benchmark.report.leaderboard import LEADERBOARD_DIR
+    from benchmark.report.leaderboard import SUBMISSIONS_DIR
 
-    data = data_layer(args)
-    if args.release:
-        pdata = load_release_protocol(args.release, args.protocol)
-    else:
-        pdata = get_protocol(args.protocol).load(data)
     preds = Path(args.predictions)
     meta_path = Path(args.meta) if args.meta else preds.parent / submission.META_FILE
     if args.init:
@@ -56,28 +52,34 @@ def run(args) -> int:
             raise UsageError("--init needs --link URL (the paper or code of the method)")
         if meta_path.exists():
             raise UsageError(f"{meta_path} exists; edit it or remove it first")
-        meta_path.write_text(submission.template(pdata, args.init, args.link))
+        pdata = (load_release_protocol(args.release, args.protocol) if args.release
+                 else get_protocol(args.protocol).load(data_layer(args)))
+        text = submission.template(pdata, args.init, args.link)
+        if args.release:
+            text += f'release = "{args.release}"\n'
+        meta_path.write_text(text)
         print(f"wrote {meta_path} (protocol {pdata.protocol.name}, hash "
               f"{submission.protocol_hash(pdata)[:12]}); check it, then run without --init")
         return 0
-    result, run_json = submission.score_submission(preds, pdata, meta_path, args.select)
-    name = run_json["submitted"]["method"]
-    out = Path(args.out) if args.out else results.default_out_dir(
-        pdata.protocol.name).with_name(f"submitted-{name}-{results.default_out_dir('x').name}")
-    results.write(result, out, run=run_json)
+    res = score(preds, args.protocol, meta=meta_path, select=args.select, release=args.release,
+                mirror=args.mirror, offline=args.offline or None)
+    name = res.provenance["submitted"]["method"]
+    stamp = results.default_out_dir(res.protocol).name
+    out = Path(args.out) if args.out else Path("results") / res.protocol / f"submitted-{name}-{stamp}"
+    res.save(out)
     from benchmark.cli.run import summary
 
-    class _R:  # what summary() reads
-        scores, coverage = result.scores, result.coverage
-
-    print(summary(_R))
-    print(f"wrote {out} (protocol hash {run_json['protocol']['hash'][:12]})")
+    print(summary(res))
+    print(f"wrote {out} (protocol hash {res.provenance['protocol']['hash'][:12]})")
     if args.accept:
-        dest = LEADERBOARD_DIR / SUBMISSIONS / pdata.protocol.name / name
+        if args.release:
+            raise UsageError("--accept: the leaderboard scores against the live protocols; a "
+                             "submission against a release is kept with that release")
+        dest = SUBMISSIONS_DIR / res.protocol / name
         if dest.exists():
             raise UsageError(f"{dest} exists: a submission named {name!r} was accepted already")
         dest.mkdir(parents=True)
-        result.predictions.drop(columns="method").to_csv(dest / "predictions.csv", index=False)
+        res.predictions.drop(columns="method").to_csv(dest / "predictions.csv", index=False)
         shutil.copyfile(meta_path, dest / submission.META_FILE)
         print(f"accepted into {dest}; regenerate the leaderboard (python -m benchmark "
               "leaderboard --rerun) and commit both")
