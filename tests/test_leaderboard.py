@@ -182,8 +182,9 @@ def test_render_is_deterministic_and_complete(rendered):
     assert set(files) == {"README.md", "lovm.md", "dcd48.md", "figures/lovm-methods.png",
                           "figures/lovm-ndcg5-per-target.png", "figures/dcd48-methods.png",
                           "figures/dcd48-ndcg5-per-target.png",
-                          "figures/dcd48-common-methods.png"}
+                          "figures/dcd48-common-methods.png", "index.html"}
     assert files == leaderboard.render_all(spec, root)
+    assert "- Protocol hash: `" in files["lovm.md"]  # what a submission must match
     dcd = files["dcd48.md"]
     assert "## Reported in the literature (not computed here)" in dcd
     assert "| DCD      |    0.402 |    0.707 |    0.752 | 0.365 |" in dcd

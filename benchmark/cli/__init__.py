@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample-efficiency": ("benchmark.cli.sample_efficiency",
                           "metrics vs number of images (+ plot)"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
+    "features": ("benchmark.cli.features", "feature packs: export, import (verified), origin"),
+    "score": ("benchmark.cli.score", "score submitted predictions against a protocol"),
+    "release": ("benchmark.cli.release", "freeze protocols, ground truth and pinned packs"),
 }
 
 
