@@ -286,8 +286,14 @@ def import_packs(source: str | Path, store: FeatureStore) -> list[Imported]:
             archive_sha = sha256_file(archive)
         packs = _read_index(unpacked, text)
         plan = []
-        for entry in packs:
-            plan.append(_verify_pack(entry, unpacked, staging, store, text))
+        try:
+            for entry in packs:
+                plan.append(_verify_pack(entry, unpacked, staging, store, text))
+        except FeaturePackError as err:  # name members inside the export, not the staging copy
+            msg = str(err.args[0]).replace(f"{unpacked}{os.sep}", "")
+            raise FeaturePackError(msg if msg.startswith(("refused", text)) else
+                                   f"{text}: {msg}") from None
+
         listed = {(e["kind"], model_slug(e["model"])) for e in packs}
         for manifest in sorted(unpacked.glob("*/*/manifest.json")):
             kind, slug = manifest.parent.parent.name, manifest.parent.name
