@@ -84,9 +84,9 @@ def perturbed(target: str, seed: int = 0) -> Iterator[None]:
 
 # -- upstream files ---------------------------------------------------------------------------
 def _openclip_column(target: str) -> str | None:
-    from benchmark.data.catalog import registry
+    from benchmark.data._toml import load_toml, registry_path
 
-    return registry().get(target, {}).get("openclip")
+    return load_toml(registry_path()).get(target, {}).get("openclip")
 
 
 def perturb_csv(text: str, target: str, rng: np.random.Generator) -> str | None:
