@@ -35,8 +35,8 @@ Defaults: ``gamma = 10`` as DCD's (the same softmin, so the two differ only by t
 from __future__ import annotations
 
 import logging
-from functools import cache
 from collections.abc import Mapping, Sequence
+from functools import cache
 from numbers import Real
 from typing import Any
 
