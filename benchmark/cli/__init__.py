@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("benchmark.cli.sweep", "a method's metrics over a grid of its parameters (+ heatmap)"),
     "sample-efficiency": ("benchmark.cli.sample_efficiency",
                           "metrics vs number of images (+ plot)"),
+    "proxy-reliability": ("benchmark.cli.proxy_reliability",
+                          "DCD Table 1: task-distance proxies vs per-model accuracy gaps (+ plot)"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
 }
 
