@@ -52,3 +52,17 @@ def test_reliability_table_per_model_and_mean():
         want = spearmanr(dist[iu], np.abs(v[:, None] - v[None])[iu])[0]
         assert t.set_index("model").loc[m, "spearman"] == pytest.approx(want)
     assert wide(t).loc["mean", "p"] == pytest.approx(t["spearman"].mean())
+
+
+def test_model_agreement_and_families():
+    from benchmark.studies.proxy_reliability import family, model_agreement
+
+    assert family("ViT-B-32:openai") == "ViT" and family("convnext_base_w:laion") == "convnext"
+    ids = ["a", "b", "c", "d"]
+    d1 = np.array([[0, 1, 2, 3], [1, 0, 4, 5], [2, 4, 0, 6], [3, 5, 6, 0.0]])
+    d2 = d1 * 2  # same order -> 1
+    d3 = np.where(np.eye(4) > 0, 0, 10 - d1)  # reversed order -> -1
+    a = model_agreement({"ViT-x:1": (ids, d1), "RN50:1": (ids, d3), "ViT-y:1": (ids, d2)})
+    assert list(a.index) == ["RN50:1", "ViT-x:1", "ViT-y:1"]  # grouped by family
+    assert a.loc["ViT-x:1", "ViT-y:1"] == pytest.approx(1.0)
+    assert a.loc["ViT-x:1", "RN50:1"] == pytest.approx(-1.0)

@@ -72,6 +72,11 @@ def run(args) -> int:
         "protocol": protocol.name, "embedder": args.embedder, "beta": args.beta,
         "proxies": list(proxies), "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }, indent=2))
+    if "dcd" in proxies:  # the paper's Fig. 2
+        dist = {m: got for m in protocol.zoo if (got := proxies["dcd"](m)) is not None}
+        agreement = pr.model_agreement(dist)
+        agreement.to_csv(out / "model_agreement.csv")
+        pr.plot_agreement(agreement, out / "model_agreement.png")
     print(md)
     print(f"wrote {out} ({time.perf_counter() - started:.1f} s)")
     return 0

@@ -123,3 +123,54 @@ def plot(table: pd.DataFrame, path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+# -- the DCD paper's Fig. 2: model-model agreement of conductance task distances -------------
+def family(model: str) -> str:
+    """Model family for grouping: the architecture before ``:``, up to its first ``-``/``_``."""
+    arch = model.split(":", 1)[0]
+    for sep in ("-", "_"):
+        arch = arch.split(sep, 1)[0]
+    return arch
+
+
+def model_agreement(distances: Mapping[str, tuple[Sequence[str], np.ndarray]]) -> pd.DataFrame:
+    """models x models Spearman between two models' task-task distances, over the task pairs
+    both have (upper triangles); models ordered by :func:`family`, then name."""
+    models = sorted(distances, key=lambda m: (family(m), m))
+    pairs = {}
+    for m in models:
+        ids, d = distances[m]
+        pairs[m] = {(ids[i], ids[j]): d[i, j] for i, j in itertools.combinations(range(len(ids)), 2)}
+    out = pd.DataFrame(np.eye(len(models)), index=models, columns=models)
+    for a, b in itertools.combinations(models, 2):
+        common = [k for k in pairs[a] if k in pairs[b]]
+        x = np.array([pairs[a][k] for k in common])
+        y = np.array([pairs[b][k] for k in common])
+        rho = (float(spearmanr(x, y)[0]) if len(common) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0
+               else float("nan"))
+        out.loc[a, b] = out.loc[b, a] = rho
+    return out
+
+
+def plot_agreement(agreement: pd.DataFrame, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(agreement)
+    fig, ax = plt.subplots(figsize=(3 + 0.18 * n, 2.5 + 0.18 * n))
+    im = ax.imshow(agreement.to_numpy(float), vmin=-1, vmax=1, cmap="RdBu_r")
+    fams = [family(m) for m in agreement.index]
+    ax.set_xticks(range(n), agreement.index, rotation=90, fontsize=5)
+    ax.set_yticks(range(n), agreement.index, fontsize=5)
+    for k in range(1, n):  # family boundaries
+        if fams[k] != fams[k - 1]:
+            ax.axhline(k - 0.5, color="k", lw=0.6)
+            ax.axvline(k - 0.5, color="k", lw=0.6)
+    fig.colorbar(im, ax=ax, label="Spearman of task distances")
+    ax.set_title("model-model agreement (symmetrised DCD)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
