@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
                           "metrics vs number of images (+ plot)"),
     "proxy-reliability": ("benchmark.cli.proxy_reliability",
                           "DCD Table 1: task-distance proxies vs per-model accuracy gaps (+ plot)"),
+    "seed-boxplots": ("benchmark.cli.seed_boxplots", "per-seed box plots of a run's metrics (DCD Fig. 5)"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
 }
 
