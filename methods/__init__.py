@@ -51,6 +51,15 @@ REGISTRY: dict[str, MethodSpec] = {
                     "class-level rank transfer", features=("INB", "C", "G")),
     "swab-m": _spec("methods.swab.selectors:SWAB", "SWAB-M: gap-corrected ModelGPT alone (no rank "
                     "transfer)", weights=(1.0, 0.0)),
+    # issue 14: simple field baselines (methods/semantic.py, methods/completion.py)
+    "semantic-transfer": _spec("methods.semantic:SemanticTransfer", "semantic proxy (DCD paper): mean "
+                               "'a photo of {c}.' embedding per task (shared MiniLM), DCD softmin over "
+                               "source ranks"),
+    "semantic-transfer-own": _spec("methods.semantic:OwnTextSemanticTransfer", "semantic proxy with each "
+                                   "model's own text tower (class-stats packs), DCD softmin over source ranks"),
+    "matrix-completion": _spec("methods.completion:MatrixCompletion", "inductive low-rank completion of the "
+                               "accuracy table, target column from task text embeddings (kernel ridge); "
+                               "rank, lambda chosen by leave-one-source-out"),
 }
 
 
