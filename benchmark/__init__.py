@@ -20,7 +20,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-_API = {"evaluate": "benchmark.api", "leaderboard": "benchmark.api", "Results": "benchmark.api"}
+_API = {"evaluate": "benchmark.api", "leaderboard": "benchmark.api", "Results": "benchmark.api",
+        "score": "benchmark.api"}
 
 
 def __getattr__(name: str):
@@ -38,4 +39,4 @@ def check_selector(method, params=None):
     return _check(method, params)
 
 
-__all__ = ["__version__", "Results", "check_selector", "evaluate", "leaderboard"]
+__all__ = ["__version__", "Results", "check_selector", "evaluate", "leaderboard", "score"]

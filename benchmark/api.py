@@ -206,12 +206,53 @@ def evaluate(
                                 allow_partial=allow_partial)
     result = harness.run(runs, skip_unavailable=skip_unavailable, progress=progress,
                          common_candidates=common_candidates)
+    from benchmark.core.submission import protocol_hash
+    from benchmark.features.transfer import packs_used
+
+    kinds = [k for m in runs if m.name not in result.skipped for k in m.cls.requires]
     extra = {"data": harness.ctx.data.describe(), "features_dir": str(store.root),
+             "protocol_hash": protocol_hash(harness.pdata),
+             "feature_packs": packs_used(store, kinds, proto.zoo),
              "wall_time_s": round(time.perf_counter() - started, 3)}
     from benchmark.core.results import provenance
 
     return Results(result.scores, result.predictions, result.coverage,
                    MappingProxyType(provenance(result, extra)), None, result)
+
+
+def score(
+    predictions: str | Path,
+    protocol: str = "dcd48",
+    *,
+    meta: str | Path | None = None,
+    select: str | None = None,
+    release: str | None = None,
+    mirror: str | Path | None = None,
+    offline: bool | None = None,
+) -> Results:
+    """Score predictions made elsewhere (``python -m benchmark score``): the same tidy tables
+    and provenance as :func:`evaluate`, the method labelled ``NAME (submitted)``.
+
+    ``meta``: the ``submission.toml`` (default: beside ``predictions``); ``select``: the method
+    to take from a file holding several; ``release``: score against a frozen release. Refuses,
+    one line, a protocol hash that does not match, unknown models or targets, missing
+    candidates, duplicates and non-finite scores (:mod:`benchmark.core.submission`).
+    """
+    from benchmark.core import submission
+    from benchmark.core.protocol import get_protocol
+    from benchmark.core.release import load_release_protocol
+    from benchmark.data.upstream import DataLayer
+
+    if release:
+        pdata = load_release_protocol(release, protocol)
+    else:
+        pdata = get_protocol(protocol).load(DataLayer(mirror=mirror,
+                                                      online=False if offline else None))
+    predictions = Path(predictions)
+    result, run_json = submission.score_submission(
+        predictions, pdata, Path(meta) if meta else None, select)
+    return Results(result.scores, result.predictions, result.coverage,
+                   MappingProxyType(run_json), None, result)
 
 
 def leaderboard(
@@ -233,9 +274,7 @@ def leaderboard(
     spec = lb.load_spec()
     root = Path(results)
     if rerun:
-        if root.exists() and any(root.iterdir()):
-            raise UsageError(f"results root {root} is not empty; rerun into a new directory")
-        lb.rerun(spec, root, DataLayer(mirror=mirror, online=False if offline else None))
+        lb.rerun_root(spec, root, DataLayer(mirror=mirror, online=False if offline else None))
     elif not any(root.rglob("run.json")):
         raise UsageError(f"no runs under {root}: compute them first (rerun=True, or "
                          "`python -m benchmark leaderboard --rerun`)")

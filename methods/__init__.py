@@ -10,6 +10,7 @@ line here.
 from __future__ import annotations
 
 import importlib
+import re
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -51,6 +52,15 @@ REGISTRY: dict[str, MethodSpec] = {
                     "class-level rank transfer", features=("INB", "C", "G")),
     "swab-m": _spec("methods.swab.selectors:SWAB", "SWAB-M: gap-corrected ModelGPT alone (no rank "
                     "transfer)", weights=(1.0, 0.0)),
+    # issue 14: simple field baselines (methods/semantic.py, methods/completion.py)
+    "semantic-transfer": _spec("methods.semantic:SemanticTransfer", "semantic proxy (DCD paper): mean "
+                               "'a photo of {c}.' embedding per task (shared MiniLM), DCD softmin over "
+                               "source ranks"),
+    "semantic-transfer-own": _spec("methods.semantic:OwnTextSemanticTransfer", "semantic proxy with each "
+                                   "model's own text tower (class-stats packs), DCD softmin over source ranks"),
+    "matrix-completion": _spec("methods.completion:MatrixCompletion", "inductive low-rank completion of the "
+                               "accuracy table, target column from task text embeddings (kernel ridge); "
+                               "rank, lambda chosen by leave-one-source-out"),
 }
 
 
@@ -59,11 +69,14 @@ class UnknownMethodError(KeyError):
         return str(self.args[0])
 
 
+_DOTTED = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
 def _import(target: str) -> type:
     module, _, attr = target.rpartition(":")
-    if not module or not attr:
+    if not (attr.isidentifier() and (module.endswith(".py") or _DOTTED.fullmatch(module))):
         raise UnknownMethodError(f"bad method path {target!r}: expected 'package.module:Class' "
-                                 "or 'path/to/file.py:Class'")
+                                 "(dotted Python names) or 'path/to/file.py:Class'")
     try:
         if module.endswith(".py"):
             return getattr(_import_file(module), attr)

@@ -207,7 +207,7 @@ def test_leaderboard_on_a_fresh_clone_computes_its_runs_first(tmp_path, monkeypa
     from benchmark.report import leaderboard
 
     called = []
-    monkeypatch.setattr(leaderboard, "rerun", lambda spec, root, data: called.append(root))
+    monkeypatch.setattr(leaderboard, "rerun_root", lambda spec, root, data: called.append(root))
     pages = tmp_path / "pages"
     for argv in (["leaderboard", "--check"], ["leaderboard"]):
         code = main([*argv, "--results", str(tmp_path / "results"), "--pages", str(pages)])

@@ -168,12 +168,12 @@ def test_declared_analysis_without_features_is_recorded_as_skipped(tmp_path, dat
 # -- a real (small) rerun -----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory, data):
-    root = tmp_path_factory.mktemp("lb")
+    root = tmp_path_factory.mktemp("lb") / "root"
     spec = {"protocol": {"lovm": {"seeds": 2, "methods": ["inb", "random"]},
                          "dcd48": {"seeds": 2, "methods": ["inb", "random", "modelgpt",
                                                            "tests.test_harness:_NeedsConductance"]}},
             "analysis": {"dcd48": {"sweeps": [], "sample_efficiency": []}}}
-    leaderboard.rerun(spec, root, data)
+    leaderboard.rerun_root(spec, root, data)  # what `leaderboard --rerun` does
     return spec, root, leaderboard.render_all(spec, root)
 
 
@@ -182,8 +182,9 @@ def test_render_is_deterministic_and_complete(rendered):
     assert set(files) == {"README.md", "lovm.md", "dcd48.md", "figures/lovm-methods.png",
                           "figures/lovm-ndcg5-per-target.png", "figures/dcd48-methods.png",
                           "figures/dcd48-ndcg5-per-target.png",
-                          "figures/dcd48-common-methods.png"}
+                          "figures/dcd48-common-methods.png", "index.html"}
     assert files == leaderboard.render_all(spec, root)
+    assert "- Protocol hash: `" in files["lovm.md"]  # what a submission must match
     dcd = files["dcd48.md"]
     assert "## Reported in the literature (not computed here)" in dcd
     assert "| DCD      |    0.402 |    0.707 |    0.752 | 0.365 |" in dcd
@@ -253,3 +254,9 @@ def test_check_mode_detects_a_stale_leaderboard(rendered, tmp_path, monkeypatch,
     assert (tmp_path / "export" / "dcd48-main.tex").is_file()
     assert (tmp_path / "export" / "dcd48-common.csv").is_file()
     assert not (tmp_path / "export" / "lovm-common.csv").exists()
+
+
+def test_a_rerun_root_is_ours_and_can_be_replaced(rendered):
+    spec, root, files = rendered
+    assert leaderboard.foreign_entries(root) == []  # everything it wrote is recognised as its own
+    assert sorted(p.name for p in root.parent.iterdir()) == ["root"]  # no temporaries, no lock

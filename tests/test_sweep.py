@@ -152,7 +152,7 @@ def test_sweep_command(tmp_path, capsys) -> None:
     assert _cli("sweep", "dcd", "--param", "beta=1.5:3.5:2", "--param", "gamma=0,10",
                 "--set", "n_source_images=10", "--out", str(out), seeds="2") == 0
     assert sorted(p.name for p in out.iterdir()) == [
-        "scores.csv", "sweep.csv", "sweep.json", "sweep.png"]
+        ".vlmbench", "scores.csv", "sweep.csv", "sweep.json", "sweep.png"]
     table = pd.read_csv(out / "sweep.csv")
     assert table[["beta", "gamma"]].values.tolist() == [[1.5, 0], [1.5, 10], [3.5, 0], [3.5, 10]]
     assert {"ndcg@5", "ndcg@5_std", "tau@5", "sum@5", "recall@5", "ndcg@3"} <= set(table)

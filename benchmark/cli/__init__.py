@@ -30,7 +30,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("benchmark.cli.sweep", "a method's metrics over a grid of its parameters (+ heatmap)"),
     "sample-efficiency": ("benchmark.cli.sample_efficiency",
                           "metrics vs number of images (+ plot)"),
+    "proxy-reliability": ("benchmark.cli.proxy_reliability",
+                          "DCD Table 1: task-distance proxies vs per-model accuracy gaps (+ plot)"),
+    "seed-boxplots": ("benchmark.cli.seed_boxplots", "per-seed box plots of a run's metrics (DCD Fig. 5)"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
+    "features": ("benchmark.cli.features", "feature packs: export, import (verified), origin"),
+    "score": ("benchmark.cli.score", "score submitted predictions against a protocol"),
+    "release": ("benchmark.cli.release", "freeze protocols, ground truth and pinned packs"),
 }
 
 

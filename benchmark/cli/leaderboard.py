@@ -17,7 +17,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_results_option(p, DEFAULT_RESULTS, "the leaderboard's runs, ROOT/<protocol>/<run>; "
                        "computed first when there are none yet (a fresh clone)")
     p.add_argument("--rerun", action="store_true",
-                   help="first run leaderboard/runs.toml into --results (replacing it)")
+                   help="first run leaderboard/runs.toml into --results (replacing an earlier rerun "
+                   "there; a root holding anything else is refused)")
     p.add_argument("--check", action="store_true",
                    help="do not write; fail if the pages in --pages differ from the "
                    "regenerated ones")
@@ -31,8 +32,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import shutil
-
     from benchmark.data.upstream import DataLayer
     from benchmark.features.store import atomic_write_bytes
     from benchmark.report import plots
@@ -44,10 +43,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"no runs under {root} yet: computing leaderboard/runs.toml's runs first (as "
               "--rerun; about a minute, later calls reuse them)", file=sys.stderr)
         args.rerun = True
-    if args.rerun:
-        if root.exists():
-            shutil.rmtree(root)
-        leaderboard.rerun(spec, root, DataLayer(mirror=args.mirror, online=False if args.offline else None))
+    if args.rerun:  # refuses a root holding anything it did not write; never rmtree
+        leaderboard.rerun_root(spec, root, DataLayer(mirror=args.mirror,
+                                                     online=False if args.offline else None))
     files = leaderboard.render_all(spec, root)
     out = Path(args.pages)
     if getattr(args, "export", None):

@@ -61,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from benchmark.api import evaluate
     from benchmark.core import results
+    from benchmark.core.protocol import get_protocol
 
     names = csv_list(args.methods)
     if not names:
@@ -69,17 +70,20 @@ def run(args) -> int:
     for item in args.set or []:
         method, name, value = parse_param(item)
         overrides.setdefault(method, {})[name] = value
-    res = evaluate(
-        names, args.protocol, parse_seeds(args.seeds), params=overrides,
-        models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,
-        tau_variant=args.tau_variant, ndcg_ideal=args.ndcg_ideal,
-        features_dir=args.features_dir, mirror=args.mirror, offline=args.offline or None,
-        skip_unavailable=args.skip_unavailable, allow_partial=args.allow_partial,
-        allow_random_init=args.allow_random_init, common_candidates=args.common_candidates,
-        progress=not args.no_progress,
-    )
-    out = Path(args.out) if args.out else results.default_out_dir(res.protocol, Path(args.results))
-    res.save(out, extra={"command": " ".join(sys.argv)})
+    seeds = parse_seeds(args.seeds)
+    out = Path(args.out) if args.out else results.default_out_dir(
+        get_protocol(args.protocol).name, Path(args.results))
+    with results.reserve(out):  # before computing: exists, unwritable or busy -> one line
+        res = evaluate(
+            names, args.protocol, seeds, params=overrides,
+            models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,
+            tau_variant=args.tau_variant, ndcg_ideal=args.ndcg_ideal,
+            features_dir=args.features_dir, mirror=args.mirror, offline=args.offline or None,
+            skip_unavailable=args.skip_unavailable, allow_partial=args.allow_partial,
+            allow_random_init=args.allow_random_init, common_candidates=args.common_candidates,
+            progress=not args.no_progress,
+        )
+        res.save(out, extra={"command": " ".join(sys.argv)})
     print(summary(res))
     print(f"wrote {out} ({res.provenance['wall_time_s']:.1f} s)")
     return 0

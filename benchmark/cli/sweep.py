@@ -130,6 +130,10 @@ def _default_out(kind: str, protocol: str, method: str, root: str = RESULTS_ROOT
 
 def _prepare(args):
     seeds = parse_seeds(args.seeds)
+    if args.out:  # before computing: an existing or unwritable --out is one line
+        from benchmark.core.results import check_out
+
+        check_out(Path(args.out))
     harness = build_harness(args, args.method)
     metric = parse_metric(args.metric, harness.protocol.metrics.ks)
     return harness, seeds, f"{metric[0]}@{metric[1]}"

@@ -288,7 +288,10 @@ def _fold(h: Harness, run: MethodRun, target: str, seed: int = 0,
     """One fold with a fresh selector; inside :func:`perturb.perturbed` when ``garbage``."""
     if garbage is None:
         return h.score_fold(run, target, seed)
-    with perturb.perturbed(garbage, garbage_seed):
+    from benchmark.data.catalog import registry
+
+    wide = registry().get(garbage, {}).get("openclip")
+    with perturb.perturbed(garbage, garbage_seed, wide_column=wide):
         return h.score_fold(run, target, seed)
 
 

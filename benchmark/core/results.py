@@ -10,19 +10,27 @@ A results directory holds
   their parameters and parameter hash), package versions, git commit, date, data sources.
 
 The directory is written under a temporary name and renamed into place: a crash never leaves
-a half-written results directory.
+a half-written results directory. Every directory this code creates holds the marker file
+:data:`MARKER`; code that deletes or replaces results (``leaderboard --rerun``) touches only
+marked directories (or the exact layout older versions wrote) and refuses anything else.
+:func:`reserve` claims an output directory before any computation: it refuses an existing one,
+an unwritable parent, and a second run on the same directory (an exclusive lock held until the
+results are written).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
@@ -31,8 +39,93 @@ from typing import Any
 import pandas as pd
 
 from benchmark.core.harness import SCORE_COLUMNS, RunResult
+from benchmark.errors import UsageError
 
 FILES = ("scores.csv", "predictions.csv", "coverage.csv", "run.json")
+MARKER = ".vlmbench"  # in every directory this code creates: "ours, may be replaced"
+
+
+class ResultsDirError(UsageError):
+    """A path that is not a (readable) results directory, or an output that cannot be used."""
+
+
+def is_ours(path: Path, allowed: tuple[str, ...] = FILES,
+            legacy: tuple[str, ...] | None = None) -> bool:
+    """``path`` is a directory this code created and holds nothing else: only files named in
+    ``allowed`` (plus :data:`MARKER`), and the marker -- or, for results written before the
+    marker existed, every file of ``legacy`` (default ``allowed``)."""
+    path = Path(path)
+    if not path.is_dir() or path.is_symlink():
+        return False
+    names = set()
+    for e in path.iterdir():
+        if not e.is_file() or e.is_symlink() or e.name not in (*allowed, MARKER):
+            return False
+        names.add(e.name)
+    return MARKER in names or set(legacy if legacy is not None else allowed) <= names
+
+
+@contextmanager
+def exclusive(lock_path: Path, what: str):
+    """A non-blocking exclusive lock (``flock`` on ``lock_path``), removed on exit: a second
+    holder is refused at once with a one-line :class:`ResultsDirError` naming ``what``."""
+    import fcntl
+
+    lock_path = Path(lock_path)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResultsDirError(f"{what} is being written by another run (lock {lock_path}); "
+                                  "wait for it or choose another directory") from None
+        try:  # the file we locked may have been removed by its previous holder meanwhile
+            same = os.stat(lock_path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if not same:
+            raise ResultsDirError(f"{what} was just written by another run; choose another "
+                                  "directory")
+        try:
+            yield
+        finally:
+            lock_path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)
+
+
+def check_out(out: Path) -> Path:
+    """Refuse (one line) an output directory that exists or whose parent is not writable."""
+    out = Path(out)
+    if out.exists() or out.is_symlink():
+        raise ResultsDirError(f"output directory {out} already exists; choose another --out "
+                              "(results are never overwritten)")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.probe."):
+            pass
+    except OSError as err:
+        raise ResultsDirError(f"--out {out}: cannot write in {out.parent} "
+                              f"({err.strerror or err}); choose a writable directory") from None
+    return out
+
+
+@contextmanager
+def reserve(out: Path):
+    """Claim ``out`` for one run, before computing: :func:`check_out`, and no other run may
+    hold it. Yields ``out``; the lock is held until the block ends (write the results inside
+    it). Temporaries of earlier, killed writes of ``out`` (marked ours) are removed."""
+    out = check_out(out)
+    with exclusive(out.parent / f".{out.name}.lock", f"output directory {out}"):
+        if out.exists():
+            raise ResultsDirError(f"output directory {out} already exists; choose another --out")
+        stale = re.compile(rf"^\.{re.escape(out.name)}\.[a-z0-9_]{{8}}$")
+        for p in out.parent.iterdir():
+            if stale.match(p.name) and is_ours(p):
+                shutil.rmtree(p)  # a killed write of this very out: ours, no live writer
+        yield out
+
+
 _PACKAGES = ("vlmbench", "numpy", "pandas", "scipy", "scikit-learn", "POT", "torch",
              "open_clip_torch", "captum", "sentence-transformers")
 
@@ -99,12 +192,23 @@ def write_dir(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output directory {out} already exists; choose another --out")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    except OSError as err:
+        raise ResultsDirError(f"--out {out}: cannot write in {out.parent} "
+                              f"({err.strerror or err}); choose a writable directory") from None
+    try:
+        (tmp / MARKER).write_text("written by vlmbench; `leaderboard --rerun` may replace it\n")
         for name, write_file in writers.items():
             write_file(tmp / name)
-        os.replace(tmp, out)
+        try:
+            os.rename(tmp, out)  # never onto a non-empty directory (unlike rmtree + move)
+        except OSError as err:
+            if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.EISDIR, errno.ENOTDIR):
+                raise FileExistsError(f"output directory {out} was created by someone else "
+                                      "while this run computed; choose another --out") from None
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
@@ -141,15 +245,26 @@ class StoredRun:
 
 def read(path: Path) -> StoredRun:
     path = Path(path)
+    if not path.is_dir():
+        raise ResultsDirError(f"{path} is not a results directory (no such directory); give "
+                              "one written by `benchmark run` (scores.csv, run.json, ...)")
     missing = [f for f in FILES if not (path / f).is_file()]
     if missing:
-        raise FileNotFoundError(f"{path} is not a results directory (missing {missing})")
-    scores = pd.read_csv(path / "scores.csv")
+        raise ResultsDirError(f"{path} is not a results directory (missing {', '.join(missing)}); "
+                              "give one written by `benchmark run`")
+    try:
+        scores = pd.read_csv(path / "scores.csv")
+        coverage = pd.read_csv(path / "coverage.csv", keep_default_na=False)
+        run = json.loads((path / "run.json").read_text())
+    except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as err:
+        raise ResultsDirError(f"{path} is not a readable results directory ({type(err).__name__}: "
+                              f"{str(err).splitlines()[0] if str(err) else ''})") from None
     if list(scores.columns) != SCORE_COLUMNS:
-        raise ValueError(f"{path}/scores.csv has columns {list(scores.columns)}, "
-                         f"expected {SCORE_COLUMNS}")
-    return StoredRun(path, scores, pd.read_csv(path / "coverage.csv", keep_default_na=False),
-                     json.loads((path / "run.json").read_text()))
+        raise ResultsDirError(f"{path}/scores.csv has columns {list(scores.columns)}, "
+                              f"expected {SCORE_COLUMNS}")
+    if not isinstance(run, dict) or not isinstance(run.get("protocol"), dict):
+        raise ResultsDirError(f"{path}/run.json has no protocol object: not a results directory")
+    return StoredRun(path, scores, coverage, run)
 
 
 def find_runs(root: Path) -> list[StoredRun]:

@@ -19,3 +19,14 @@ def load_toml(path: Path) -> dict[str, Any]:
 
 def loads_toml(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
+
+
+def registry_path() -> Path:
+    """``datasets/registry.toml`` (a wheel ships it as ``benchmark/_datasets``). Here, in the
+    leaf module, so that the data layer's helpers can read it without import circles."""
+    package = Path(__file__).resolve().parents[1]
+    for p in (package / "_datasets" / "registry.toml",
+              package.parent / "datasets" / "registry.toml"):
+        if p.is_file():
+            return p
+    raise FileNotFoundError("datasets/registry.toml not found next to the benchmark package")

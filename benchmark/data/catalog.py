@@ -22,7 +22,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from benchmark.data._toml import load_toml
+from benchmark.data._toml import load_toml, registry_path
 from benchmark.data.upstream import DataLayer
 
 LOVM_DOMAINS = "orrzohar__LOVM/LOVM/dataset_domains.json"
@@ -36,12 +36,7 @@ class UnknownDatasetError(KeyError):
 
 
 def _registry_path() -> Path:
-    package = Path(__file__).resolve().parents[1]  # benchmark/ (a wheel ships _datasets in it)
-    for p in (package / "_datasets" / "registry.toml",
-              package.parent / "datasets" / "registry.toml"):
-        if p.is_file():
-            return p
-    raise FileNotFoundError("datasets/registry.toml not found next to the benchmark package")
+    return registry_path()
 
 
 @cache

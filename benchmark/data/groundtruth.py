@@ -118,8 +118,28 @@ def packs_table(
                 f"test, not real accuracies); pass --allow-random-init to use it anyway"
             )
         for d in have:
-            rows.append((model, d, float(store.read(PACKS_KIND, model, d)["acc1"]), "packs"))
-    return pd.DataFrame(rows, columns=COLUMNS)
+            acc = np.asarray(store.read(PACKS_KIND, model, d)["acc1"])
+            if acc.shape != () or acc.dtype.kind not in "fiu":
+                raise FeaturePackError(
+                    f"{store.pack_dir(PACKS_KIND, model) / f'{d}.npz'}: acc1 must be one number, "
+                    f"got a {acc.dtype} array of shape {acc.shape}; re-extract it")
+            rows.append((model, d, float(acc), "packs"))
+    table = pd.DataFrame(rows, columns=COLUMNS)
+    check_accuracies(table, f"ground-truth packs in {store.root / PACKS_KIND}")
+    return table
+
+
+def check_accuracies(table: pd.DataFrame, where: str) -> None:
+    """Top-1 accuracies are finite fractions in [0, 1]: anything else (5.0, -3.0, NaN -- which
+    would silently drop a cell) is refused with one line naming the first bad cell."""
+    acc = pd.to_numeric(table["acc1"], errors="coerce").to_numpy(dtype=float)
+    bad = ~(np.isfinite(acc) & (acc >= 0) & (acc <= 1))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        row = table.iloc[i]
+        raise FeaturePackError(
+            f"{where}: top-1 of {row['model']} on {row['dataset']} is {row['acc1']!r}; "
+            f"accuracies must be finite fractions in [0, 1] ({int(bad.sum())} bad cell(s))")
 
 
 SOURCES = {"lovm": lovm_table, "swab": swab_table, "openclip": openclip_table,
@@ -197,6 +217,7 @@ def assemble(
         else:
             t = SOURCES[name](data)
         t = t[t["model"].isin(models) & t["dataset"].isin(datasets)]
+        check_accuracies(t, f"ground-truth source {name!r}")
         keep = [(m, d) not in have for m, d in zip(t["model"], t["dataset"], strict=True)]
         t = t[np.asarray(keep, dtype=bool)]  # a plain [] would select no columns
         have.update(zip(t["model"], t["dataset"], strict=True))

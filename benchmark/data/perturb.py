@@ -52,6 +52,7 @@ class _Perturbation:
     target: str
     seed: int
     workdir: Path
+    wide_column: str | None = None  # the target's column in wide (model x dataset) tables
     served: dict[str, Path | None] = field(default_factory=dict)
 
     def rng(self, *salt: object) -> np.random.Generator:
@@ -68,13 +69,16 @@ def active_target() -> str | None:
 
 
 @contextmanager
-def perturbed(target: str, seed: int = 0) -> Iterator[None]:
-    """Within the block, the library serves garbage for ``target``'s truth (module docstring)."""
+def perturbed(target: str, seed: int = 0, wide_column: str | None = None) -> Iterator[None]:
+    """Within the block, the library serves garbage for ``target``'s truth (module docstring).
+
+    ``wide_column``: the target's column name in wide model x dataset tables (open_clip's
+    results table), which the caller resolves from the dataset registry."""
     global _ACTIVE
     if _ACTIVE is not None:
         raise RuntimeError("perturbations do not nest")
     workdir = Path(tempfile.mkdtemp(prefix="vlmbench-perturbed-"))
-    _ACTIVE = _Perturbation(str(target), int(seed), workdir)
+    _ACTIVE = _Perturbation(str(target), int(seed), workdir, wide_column)
     try:
         yield
     finally:
@@ -83,13 +87,8 @@ def perturbed(target: str, seed: int = 0) -> Iterator[None]:
 
 
 # -- upstream files ---------------------------------------------------------------------------
-def _openclip_column(target: str) -> str | None:
-    from benchmark.data.catalog import registry
-
-    return registry().get(target, {}).get("openclip")
-
-
-def perturb_csv(text: str, target: str, rng: np.random.Generator) -> str | None:
+def perturb_csv(text: str, target: str, rng: np.random.Generator,
+                wide_column: str | None = None) -> str | None:
     """``text`` with ``target``'s truth replaced by uniform garbage; None when it holds none."""
     import pandas as pd
 
@@ -106,7 +105,7 @@ def perturb_csv(text: str, target: str, rng: np.random.Generator) -> str | None:
                 df.loc[rows, col] = rng.uniform(size=int(rows.sum()))
                 changed = True
     if {"name", "pretrained"} <= set(df.columns):
-        wide = [c for c in df.columns if c == _openclip_column(target)
+        wide = [c for c in df.columns if (wide_column is not None and c == wide_column)
                 or str(c).lower().startswith("average")]
         for col in wide:
             values = pd.to_numeric(df[col], errors="coerce")
@@ -122,7 +121,8 @@ def serve(key: str, path: Path) -> Path:
     if p is None or not key.endswith(".csv"):
         return path
     if key not in p.served:
-        text = perturb_csv(path.read_text(encoding="utf-8"), p.target, p.rng("file", key))
+        text = perturb_csv(path.read_text(encoding="utf-8"), p.target, p.rng("file", key),
+                           p.wide_column)
         copy = None
         if text is not None:
             copy = p.workdir / key

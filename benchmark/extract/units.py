@@ -271,7 +271,7 @@ class Job:
 def execute_group(job: Job, group: Sequence[Unit],
                   on_unit: Callable[[Outcome], None] | None = None) -> list[Outcome]:
     """Compute and write the records of one model group (the model loaded once, if needed)."""
-    from benchmark.features.store import FeatureStore
+    from benchmark.features.store import FeatureStore, record_lock
 
     store = FeatureStore(job.store_root)
     out: list[Outcome] = []
@@ -289,22 +289,31 @@ def execute_group(job: Job, group: Sequence[Unit],
             pending.append(u)
     if not pending:
         return out  # nothing to do: the model is not even loaded
-    state = job.load(pending[0].model)
+    state = None
     try:
         for u in pending:
-            t0 = time.perf_counter()
-            try:
-                arrays, meta = job.compute(state, u)
-            except job.unit_errors as err:
-                msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-                done(Outcome(u, "failed", time.perf_counter() - t0, error=str(msg)))
-                continue
-            store.write(u.kind, u.model, u.dataset, arrays, job.extractor, meta,
-                        job.code_version)
-            done(Outcome(u, "written", time.perf_counter() - t0,
-                         job.n_images(u, arrays, meta)))
+            # one record, one computer: a concurrent extraction of the same pack waits here
+            # and then finds the record present instead of computing it a second time
+            with record_lock(store.pack_dir(u.kind, u.model), u.dataset):
+                if is_present(store, u):
+                    done(Outcome(u, "present"))
+                    continue
+                if state is None:
+                    state = job.load(u.model)
+                t0 = time.perf_counter()
+                try:
+                    arrays, meta = job.compute(state, u)
+                except job.unit_errors as err:
+                    msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+                    done(Outcome(u, "failed", time.perf_counter() - t0, error=str(msg)))
+                    continue
+                store.write(u.kind, u.model, u.dataset, arrays, job.extractor, meta,
+                            job.code_version)
+                done(Outcome(u, "written", time.perf_counter() - t0,
+                             job.n_images(u, arrays, meta)))
     finally:
-        job.release(state)
+        if state is not None:
+            job.release(state)
         del state
     order = {u: i for i, u in enumerate(group)}
     return sorted(out, key=lambda o: order[o.unit])

@@ -32,6 +32,7 @@ from __future__ import annotations
 import difflib
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -369,9 +370,10 @@ def split_runs(runs) -> tuple[list, list]:
 
 
 def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = None,
-                    analysis_entry: dict | None = None, analysis_root: Path | None = None
-                    ) -> tuple[str, dict[str, bytes]]:
-    """Markdown and figures (``figures/<name>.png`` -> bytes) of one protocol."""
+                    analysis_entry: dict | None = None, analysis_root: Path | None = None,
+                    site: dict | None = None) -> tuple[str, dict[str, bytes]]:
+    """Markdown and figures (``figures/<name>.png`` -> bytes) of one protocol; ``site``, when
+    given, is filled with the same tables as plain data for the HTML page."""
     from benchmark.core.protocol import get_protocol
     from benchmark.report import plots
 
@@ -406,6 +408,10 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
            "coverage column)." if partial else "every method ranks all of them."),
         f"- Significance: ▲/▼/= against the best method, Wilcoxon signed-rank over targets "
         f"(p < {analysis.ALPHA}); permutation p, win/tie/loss and bootstrap CIs alongside.",
+        *([f"- Protocol hash: `{protocol_hash_of(run_meta)}` (zoo, datasets, ground truth, "
+            "metric settings; a submission must match it: `python -m benchmark score`)."]
+          if protocol_hash_of(run_meta) else []),
+        *_origin_lines(run_meta),
         f"- Produced by vlmbench {__version__} (`python -m benchmark leaderboard --rerun`).",
         "",
         "## Results (computed by this code)",
@@ -423,13 +429,15 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
             "[On the models every method covers](#on-the-models-every-method-covers).")
     lines.append("")
     lines += _pvalue_block(table, "")
+    lines += _submitted_block(run_meta)
     if not scores.empty:
         name = f"{FIGURES}/{protocol.name}-methods.png"
         figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
         lines += [f"![{protocol.name}: methods, mean over targets with 95% bootstrap CI]"
                   f"({name})", ""]
     if partial:
-        lines += _common_section(common_runs, protocol, partial, figures)
+        kept: dict = {}
+        lines += _common_section(common_runs, protocol, partial, figures, kept)
     if protocol_name in REPORTED:
         rep = REPORTED[protocol_name]
         lines += ["## Reported in the literature (not computed here)", "",
@@ -455,7 +463,154 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     lines += [_coverage_table(run_meta, coverage, protocol), ""]
     if protocol.notes:
         lines += ["Notes:", ""] + [f"- {n}" for n in protocol.notes] + [""]
+    if site is not None:
+        site.update(_site_protocol(protocol, table, kept.get("table") if partial else None,
+                                   run_meta, coverage, figures, seeds, metric_cfg,
+                                   (n_cells, n_zoo_cells), partial, kept if partial else {}))
     return "\n".join(lines), figures
+
+
+def protocol_hash_of(run_meta: dict) -> str | None:
+    """The protocol hash the runs recorded (all runs of a page share it, or None)."""
+    hashes = {r.get("protocol_hash") or r.get("protocol", {}).get("hash")
+              for r in run_meta.values()}
+    hashes.discard(None)
+    return hashes.pop() if len(hashes) == 1 else None
+
+
+def _site_table(table: Table, title: str, note: str = "") -> dict:
+    """A main table as plain data for :mod:`benchmark.report.html`."""
+    from benchmark.core.submission import is_submitted
+
+    rank_col = RANK_BY if RANK_BY in table.columns else table.columns[-1]
+    rl = _label(*rank_col)
+    cols = [{"label": "method"}, {"label": "kind", "badge": True}]
+    cols += [{"label": _label(*c), "type": "num"} for c in table.columns]
+    cols += [{"label": f"{rl} 95% CI", "type": "num"}, {"label": f"W/T/L ({rl})"},
+             {"label": "coverage"}, {"label": "seeds", "type": "num"}]
+    rows = []
+    for r in table.rows:
+        kind = ("needs" if r.status == "needs" else
+                "submitted" if is_submitted(r.method) else "computed")
+        cells = [_method_label(r), kind]
+        cells += [(_cell(r, c), r.mean.get(c)) for c in table.columns]
+        cells += [(_ci(r), r.ci[0]), _wtl(r, rank_col), r.coverage,
+                  (str(r.seeds), r.seeds if r.status != "needs" else None)]
+        rows.append({"method": r.method, "kind": kind, "status": r.status, "cells": cells})
+    return {"title": title, "note": note, "columns": cols, "rows": rows}
+
+
+def _site_protocol(protocol, table, common, run_meta, coverage, figures, seeds, metric_cfg,
+                   cells, partial, kept) -> dict:
+    from benchmark.features.transfer import imported_packs
+
+    tables = [_site_table(table, "Results", "Cells: mean ± std over seeds of the mean over "
+                          "targets; ▲/▼/= against the best full-coverage method (Wilcoxon "
+                          f"signed-rank over targets, p < {analysis.ALPHA}); {DAGGER}: partial "
+                          "coverage, never best.")]
+    if common is not None:
+        t = _site_table(common, "On the models every method covers",
+                        f"Every method re-run on the models all of them cover: "
+                        f"{kept['cells']} of the {kept['full']} candidate cells.")
+        t["id"] = "common"
+        tables.append(t)
+    reported = None
+    if protocol.name in REPORTED:
+        rep = REPORTED[protocol.name]
+        rcols = [c for c in MAIN_COLUMNS if any(c in r for r in rep["rows"].values())]
+        reported = {"source": rep["source"],
+                    "columns": [{"label": "method"}, {"label": "kind", "badge": True}]
+                    + [{"label": _label(*c), "type": "num"} for c in rcols],
+                    "rows": [{"method": n, "kind": "reported", "status": "",
+                              "cells": [n, "reported"] + [(_fmt(r.get(c)), r.get(c)) for c in rcols]}
+                             for n, r in rep["rows"].items()]}
+    cov_rows = []
+    if not coverage.empty:
+        first = coverage.drop_duplicates("target").set_index("target")
+        for t in protocol.datasets:
+            cov_rows.append((t, f"{int(first.loc[t, 'protocol_candidates'])}/{len(protocol.zoo)}"
+                             if t in first.index else f"0/{len(protocol.zoo)} (not evaluated)"))
+    methods_rows = []
+    for m, r in sorted(run_meta.items()):
+        d = r.get("methods", {}).get(m, {})
+        params = json.dumps(d.get("params", {}), sort_keys=True, default=repr)
+        methods_rows.append({"method": m, "kind": "submitted" if r.get("submitted") else
+                             "computed", "cells": [m, d.get("class", ""), params,
+                                                   d.get("params_hash", ""),
+                                                   ", ".join(d.get("requires", [])) or "—"]})
+    subs = submitted_meta(run_meta)
+    imported = sorted({p for r in run_meta.values() for p in imported_packs(r)})
+    phash = protocol_hash_of(run_meta)
+    prov = [
+        ("protocol hash", phash or "—"),
+        ("zoo / targets", f"{len(protocol.zoo)} models, {len(protocol.datasets)} datasets"),
+        ("ground truth", ", ".join(protocol.gt_sources)),
+        ("metrics", f"NDCG ideal {metric_cfg.get('ndcg_ideal', '?')}, τ variant "
+                    f"{metric_cfg.get('tau_variant', '?')}, k in {metric_cfg.get('ks', '?')}"),
+        ("seeds", f"{len(seeds)} ({', '.join(map(str, seeds))})"),
+        ("candidate cells", f"{cells[0]} of {cells[1]} (model, target) cells have ground truth"),
+        ("feature packs", (f"{len(imported)} imported (pinned by checksum): "
+                           + ", ".join(imported)) if imported else
+         "none imported (only what this code rebuilds)"),
+        ("produced by", f"vlmbench {__version__}, python -m benchmark leaderboard --rerun"),
+    ]
+    return {
+        "name": protocol.name, "description": protocol.description, "tables": tables,
+        "reported": reported, "coverage": cov_rows, "provenance": prov,
+        "coverage_note": f"{cells[0]} of the {cells[1]} (model, target) cells have ground "
+                         "truth (the candidates).",
+        "methods": {"columns": [{"label": "method"}, {"label": "class"}, {"label": "parameters"},
+                                {"label": "params hash"}, {"label": "needs"}],
+                    "rows": methods_rows} if methods_rows else None,
+        "submitted": {"columns": [{"label": "method"}, {"label": "paper / code", "link": True},
+                                  {"label": "date"}, {"label": "protocol hash"},
+                                  {"label": "predictions sha256"}, {"label": "description"}],
+                      "rows": [{"method": m, "kind": "submitted",
+                                "cells": [m, s["link"], s["date"], s["protocol_hash"][:12],
+                                          s["predictions_sha256"][:12],
+                                          s.get("description") or "—"]}
+                               for m, s in subs.items()]} if subs else None,
+        "notes": list(protocol.notes),
+        "figures": sorted(figures),
+    }
+
+
+def submitted_meta(run_meta: dict) -> dict[str, dict]:
+    """method -> the ``submitted`` block of its run (submitted rows only)."""
+    return {m: r["submitted"] for m, r in sorted(run_meta.items()) if r.get("submitted")}
+
+
+def _origin_lines(run_meta: dict) -> list[str]:
+    from benchmark.features.transfer import imported_packs
+
+    lines = []
+    subs = submitted_meta(run_meta)
+    if subs:
+        lines.append(
+            f"- Submitted: {len(subs)} row(s) marked *(submitted)* were computed elsewhere and "
+            "scored here from their predictions, with the same metrics, tests and CIs (protocol "
+            "hash checked; provenance under [Submitted predictions](#submitted-predictions)).")
+    imported = sorted({p for r in run_meta.values() for p in imported_packs(r)})
+    if imported:
+        lines.append(
+            f"- Imported feature packs: {len(imported)} ({', '.join(f'`{p}`' for p in imported[:6])}"
+            f"{', ...' if len(imported) > 6 else ''}), made elsewhere and pinned by checksum in "
+            "`runs.toml`; their checksums prove integrity, not how they were computed.")
+    return lines
+
+
+def _submitted_block(run_meta: dict) -> list[str]:
+    subs = submitted_meta(run_meta)
+    if not subs:
+        return []
+    rows = [(m, s["link"], s["date"], s["protocol_hash"][:12], s["predictions_sha256"][:12],
+             s.get("description", "") or "—") for m, s in subs.items()]
+    return ["## Submitted predictions", "",
+            "Computed elsewhere, scored by this code (`python -m benchmark score`); accepted "
+            "submissions live in `leaderboard/submissions/<protocol>/<method>/`.", "",
+            tabulate(rows, headers=["method", "paper / code", "date", "protocol hash",
+                                    "predictions sha256", "description"], tablefmt="github",
+                     disable_numparse=True), ""]
 
 
 def _cells(coverage: pd.DataFrame, protocol) -> tuple[int, int]:
@@ -466,7 +621,8 @@ def _cells(coverage: pd.DataFrame, protocol) -> tuple[int, int]:
     return int(first["protocol_candidates"].sum()), zoo_cells
 
 
-def _common_section(common_runs, protocol, partial: set[str], figures: dict) -> list[str]:
+def _common_section(common_runs, protocol, partial: set[str], figures: dict,
+                    kept: dict | None = None) -> list[str]:
     lines = ["## On the models every method covers", ""]
     scores, coverage, _ = _latest_per_method(common_runs)
     if scores.empty:
@@ -477,6 +633,8 @@ def _common_section(common_runs, protocol, partial: set[str], figures: dict) -> 
     cells = int(per_target.sum())
     n_targets = int(scores["target"].nunique())
     table = main_table(scores, coverage)
+    if kept is not None:
+        kept.update(table=table, cells=cells, full=full)
     lines += [
         f"{', '.join(f'`{m}`' for m in sorted(partial))} rank only part of the candidates. Here "
         "every method was re-run with `common_candidates=True`: on each target it ranks only "
@@ -632,6 +790,9 @@ def run_analyses(protocol_name: str, entry: dict, out: Path, data) -> None:
                                     "seeds": list(seeds), "params": list(points[0])}
             d = out / f"{kind}-{i}"
             d.mkdir(parents=True, exist_ok=True)
+            from benchmark.core.results import MARKER
+
+            (d / MARKER).write_text("analysis item written by vlmbench\n")
             try:
                 res = run_points(harness, item["method"], points, parse_fixed(item.get("set")),
                                  seeds, progress=False)
@@ -650,21 +811,155 @@ def load_spec(path: Path = RUNS_FILE) -> dict:
     return load_toml(path)
 
 
-def _rerun_protocol(name: str, entry: dict, out_root: Path, data) -> str:
+def pinned_packs(spec: dict) -> list[str]:
+    """Manifest sha256 of the imported packs the leaderboard may read (``[packs] pinned``)."""
+    pinned = spec.get("packs", {}).get("pinned", [])
+    if not isinstance(pinned, list) or not all(isinstance(p, str) for p in pinned):
+        raise ValueError("leaderboard/runs.toml: [packs] pinned must be a list of sha256 strings")
+    return list(pinned)
+
+
+def _rerun_protocol(name: str, entry: dict, out_root: Path, data, pins=()) -> str:
     from benchmark.core import results
     from benchmark.core.harness import Harness, resolve_methods
     from benchmark.core.protocol import get_protocol
+    from benchmark.features.transfer import PinnedStore, packs_used
 
     protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
-    harness = Harness.from_data(protocol, data)
+    store = PinnedStore(pins=pins)  # imported packs only when runs.toml pins them
+    harness = Harness.from_data(protocol, data, store)
     methods = resolve_methods(list(entry["methods"]))
     res = harness.run(methods, skip_unavailable=True, progress=False)
-    results.write(res, out_root / name / "run")
+    kinds = [k for m in methods if m.name not in res.skipped for k in m.cls.requires]
+    from benchmark.core.submission import protocol_hash
+
+    used = packs_used(store, kinds, protocol.zoo)
+    extra = {"protocol_hash": protocol_hash(harness.pdata),
+             **({"feature_packs": used} if used else {})}
+    results.write(res, out_root / name / "run", extra=extra)
     if partial_methods(res.coverage):
         common = harness.run(methods, skip_unavailable=True, progress=False,
                              common_candidates=True)
-        results.write(common, out_root / name / "common", extra={"common_candidates": True})
+        results.write(common, out_root / name / "common",
+                      extra={"common_candidates": True, **extra})
     return name
+
+
+RUN_DIRS = ("run", "common")  # the results directories rerun writes under <root>/<protocol>/
+ANALYSIS_FILES = ("table.csv", "item.json")
+
+
+def foreign_entries(root: Path) -> list[Path]:
+    """What under a leaderboard results root this code did not write (so never deletes):
+    anything but the root marker, ``<protocol>/{run,common}`` results directories,
+    ``<protocol>/analysis/<kind>-<i>/`` items and the hidden temporaries of killed writes."""
+    from benchmark.core.results import MARKER, is_ours
+
+    foreign: list[Path] = []
+    for top in sorted(Path(root).iterdir()):
+        if top.name == MARKER and top.is_file():
+            continue
+        if not top.is_dir() or top.is_symlink():
+            foreign.append(top)
+            continue
+        for d in sorted(top.iterdir()):
+            if (d.name in RUN_DIRS or d.name.startswith("submitted-")
+                    or (d.name.startswith(".") and d.is_dir())):
+                if not is_ours(d):  # also a killed write's .run.XXXX (marker first)
+                    foreign.append(d)
+            elif d.name == "analysis" and d.is_dir() and not d.is_symlink():
+                foreign += [i for i in sorted(d.iterdir()) if not (
+                    i.name.split("-")[0] in ANALYSIS_KINDS
+                    and is_ours(i, ANALYSIS_FILES, legacy=("item.json",)))]
+            else:
+                foreign.append(d)
+    return foreign
+
+
+def _remove_owned(root: Path) -> None:
+    """Delete a results root whose every entry :func:`foreign_entries` accepts (checked again
+    here); file by file, so nothing written meanwhile by someone else is lost."""
+    from benchmark.core.results import ResultsDirError
+
+    left = foreign_entries(root)
+    if left:
+        raise ResultsDirError(f"{left[0]} appeared in the old results root meanwhile; it was "
+                              f"kept in {root}")
+    for path in sorted(root.rglob("*"), key=lambda p: len(p.parts), reverse=True):
+        path.rmdir() if path.is_dir() else path.unlink()
+    root.rmdir()
+
+
+def rerun_root(spec: dict, root: Path, data) -> None:
+    """Compute the leaderboard runs and put them at ``root``, replacing an earlier rerun.
+
+    Refused (one line, before computing) when ``root`` holds anything this code did not write
+    (:func:`foreign_entries`) or another rerun holds it. The runs are computed into a hidden
+    sibling, then swapped in: an interrupted rerun leaves the old root intact.
+    """
+    import shutil
+    import tempfile
+
+    from benchmark.core.results import MARKER, ResultsDirError, exclusive
+
+    root = Path(root)
+    if root.is_symlink() or (root.exists() and not root.is_dir()):
+        raise ResultsDirError(f"--results {root} is not a directory; give a results root")
+    if root.exists():
+        foreign = foreign_entries(root)
+        if foreign:
+            raise ResultsDirError(
+                f"--results {root}: {foreign[0]} was not written by vlmbench; refusing to "
+                f"replace that root (move it away or choose another --results)")
+    try:
+        root.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.new.", dir=root.parent))
+    except OSError as err:
+        raise ResultsDirError(f"--results {root}: cannot write in {root.parent} "
+                              f"({err.strerror or err})") from None
+    try:
+        with exclusive(root.parent / f".{root.name}.lock", f"results root {root}"):
+            (tmp / MARKER).write_text("leaderboard results root written by vlmbench\n")
+            rerun(spec, tmp, data)
+            if root.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{root.name}.old.", dir=root.parent))
+                os.rename(root, old / root.name)
+                os.rename(tmp, root)
+                _remove_owned(old / root.name)
+                old.rmdir()
+            else:
+                os.rename(tmp, root)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)  # created above by this call
+
+
+SUBMISSIONS_DIR = LEADERBOARD_DIR / "submissions"
+
+
+def score_submissions(name: str, out_root: Path, data, submissions: Path = SUBMISSIONS_DIR
+                      ) -> list[Path]:
+    """Score every accepted submission of protocol ``name`` (``submissions/<name>/<method>/``)
+    into ``out_root/<name>/submitted-<method>``; a submission that no longer matches the
+    protocol (its hash) fails the regeneration with one line."""
+    from benchmark.core import results, submission
+    from benchmark.core.protocol import get_protocol
+
+    d = Path(submissions) / name
+    if not d.is_dir():
+        return []
+    pdata = None
+    written = []
+    for sub in sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if pdata is None:
+            pdata = get_protocol(name).load(data)
+        res, run_json = submission.score_submission(sub / "predictions.csv", pdata)
+        if run_json["submitted"]["method"] != sub.name:
+            raise ValueError(f"{sub}: directory name differs from its method "
+                             f"{run_json['submitted']['method']!r}")
+        run_json.pop("date")  # the leaderboard's inputs are dated by their submission
+        written.append(results.write(res, out_root / name / f"submitted-{sub.name}", run=run_json))
+    return written
 
 
 def workers() -> int:
@@ -679,7 +974,7 @@ def workers() -> int:
     return max(1, min(2, os.cpu_count() or 1))
 
 
-def rerun(spec: dict, out_root: Path, data) -> None:
+def rerun(spec: dict, out_root: Path, data, submissions: Path = SUBMISSIONS_DIR) -> None:
     """Run every protocol of the spec into ``out_root/<protocol>/run``; when some method has
     partial coverage, again with ``common_candidates=True`` into ``.../common``; then the
     declared analyses into ``.../analysis``.
@@ -688,18 +983,21 @@ def rerun(spec: dict, out_root: Path, data) -> None:
     separate processes; every run is deterministic, so the results do not depend on it.
     """
     items = list(spec["protocol"].items())
+    pins = tuple(pinned_packs(spec))
     n = min(workers(), len(items))
     if n > 1:
         import multiprocessing as mp
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(n, mp_context=mp.get_context("fork")) as pool:
-            for done in [pool.submit(_rerun_protocol, name, entry, out_root, data)
+            for done in [pool.submit(_rerun_protocol, name, entry, out_root, data, pins)
                          for name, entry in items]:
                 done.result()
     else:
         for name, entry in items:
-            _rerun_protocol(name, entry, out_root, data)
+            _rerun_protocol(name, entry, out_root, data, pins)
+    for name, _ in items:
+        score_submissions(name, out_root, data, submissions)
     for name, entry in spec.get("analysis", {}).items():
         run_analyses(name, entry, out_root / name / "analysis", data)
 
@@ -721,20 +1019,40 @@ def _needs(entry: dict, runs) -> dict[str, str]:
     return needs
 
 
+def leaderboard_runs(results_root: Path, name: str) -> list:
+    """The runs of one protocol: ``<root>/<name>/run``, ``.../common`` and the scored
+    submissions ``.../submitted-<method>`` only. Anything else
+    there (a stray or concurrent run directory, a killed write's temporary) is ignored with a
+    warning: it can never replace a method's row."""
+    from benchmark.core import results
+
+    d = Path(results_root) / name
+    if not d.is_dir():
+        return []
+    names = [*RUN_DIRS, *sorted(p.name for p in d.glob("submitted-*") if p.is_dir())]
+    stray = sorted(p.parent for p in d.rglob("run.json") if p.parent.name not in names
+                   and "analysis" not in p.relative_to(d).parts)
+    for p in stray:
+        log.warning("ignoring %s: not a run the leaderboard wrote (only %s/{run,common,"
+                    "submitted-*})", p, d)
+    return [results.read(d / r) for r in names if (d / r / "run.json").is_file()]
+
+
 def render_all(spec: dict, results_root: Path) -> dict[str, str | bytes]:
     """File name (relative to ``leaderboard/``) -> content: Markdown (str) for every protocol
     of the spec and the index, PNG bytes for the figures."""
-    from benchmark.core import results
 
     files: dict[str, str | bytes] = {}
-    index_rows = []
+    index_rows, site = [], []
     for name, entry in spec["protocol"].items():
-        runs = [r for r in results.find_runs(results_root / name)
-                if "analysis" not in r.path.relative_to(results_root / name).parts]
+        runs = leaderboard_runs(results_root, name)
         main_runs, common_runs = split_runs(runs)
         analysis_entry = spec.get("analysis", {}).get(name)
+        page: dict = {}
         text, figures = render_protocol(runs, name, _needs(entry, main_runs), analysis_entry,
-                                        results_root / name / "analysis")
+                                        results_root / name / "analysis", page)
+        if page:
+            site.append(page)
         files[f"{name}.md"] = text
         files.update(figures)
         scores, coverage, _ = _latest_per_method(main_runs)
@@ -758,7 +1076,8 @@ def render_all(spec: dict, results_root: Path) -> dict[str, str | bytes]:
         "# vlmbench leaderboards",
         "",
         "Generated by `python -m benchmark leaderboard --rerun`; do not edit by hand.",
-        f"Produced by vlmbench {__version__}.",
+        f"Produced by vlmbench {__version__}. Browse them in [index.html](index.html) (static: "
+        "protocol tabs, sortable columns, provenance).",
         "",
         tabulate(index_rows, headers=["protocol", "best method (Sum@5, full coverage)",
                                       "its NDCG@5", "its Sum@5", "partial coverage",
@@ -770,7 +1089,25 @@ def render_all(spec: dict, results_root: Path) -> dict[str, str | bytes]:
         "",
     ]
     files["README.md"] = "\n".join(index)
+    from benchmark.report.html import render_page
+
+    head = ["protocol", "best method (Sum@5, full coverage)", "its NDCG@5", "its Sum@5",
+            "partial coverage", "best on the common candidates"]
+    overview = {"columns": [{"label": h, "type": "num" if h.startswith("its") else "text"}
+                            for h in head],
+                "rows": [{"method": r[0].split("]")[0].lstrip("["), "kind": "computed",
+                          "cells": [r[0].split("]")[0].lstrip("["), r[1],
+                                    (r[2], _mean_of(r[2])), (r[3], _mean_of(r[3])), r[4], r[5]]}
+                         for r in index_rows]}
+    files["index.html"] = render_page(site, overview, __version__)
     return files
+
+
+def _mean_of(cell: str) -> float | None:
+    try:
+        return float(cell.split(" ")[0])
+    except ValueError:
+        return None
 
 
 # -- export -------------------------------------------------------------------------------
@@ -805,13 +1142,11 @@ def latex_table(frame: pd.DataFrame, caption: str, bold_first: int | None = None
 
 def export_tables(spec: dict, results_root: Path, out: Path) -> list[Path]:
     """``<protocol>-main.csv/.tex`` (and ``-common``) for every protocol with results."""
-    from benchmark.core import results
 
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for name, entry in spec["protocol"].items():
-        runs = [r for r in results.find_runs(results_root / name)
-                if "analysis" not in r.path.relative_to(results_root / name).parts]
+        runs = leaderboard_runs(results_root, name)
         main_runs, common_runs = split_runs(runs)
         scores, coverage, _ = _latest_per_method(main_runs)
         if scores.empty:

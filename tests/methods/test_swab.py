@@ -295,6 +295,10 @@ def test_swab_text_end_to_end_on_lovm(data):
         np.testing.assert_allclose(swab_order, rankdata(-expected))
     from benchmark.features.embedders import TextEmbeddingCache, get_embedder
 
-    labels = {e["label"] for e in
-              TextEmbeddingCache().manifest(get_embedder("minilm"))["entries"].values()}
-    assert {f"swab-class:{d}" for d in datasets} <= labels
+    # every dataset's class texts are cached (whichever label first stored them: the cache is
+    # keyed by content, so another test may have embedded the same texts before)
+    cache, emb = TextEmbeddingCache(), get_embedder("minilm")
+    before = len(cache.manifest(emb)["entries"])
+    h.run(runs, progress=False)
+    assert len(cache.manifest(emb)["entries"]) == before  # second run: all hits, nothing new
+    assert before >= len(datasets)
