@@ -27,10 +27,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     e.add_argument("--protocol", help="instead of --models: every model of the protocol's zoo "
                    "that has a pack of KIND")
     i = sub.add_parser("import", help="verify and import an export (directory, archive, URL)")
-    i.add_argument("source")
+    i.add_argument("source", help="an export: directory, archive file or URL")
     o = sub.add_parser("origin", help="where packs come from (local or imported) and checksums")
-    o.add_argument("kind")
-    o.add_argument("--models", required=True)
+    o.add_argument("kind", help="conductance, text-features, class-stats, model-labels, "
+                   "ground-truth")
+    o.add_argument("--models", required=True, help="comma-separated model ids")
     for q in (e, i, o):
         q.add_argument("--features-dir", help="feature pack directory (default "
                        "$VLMBENCH_FEATURES or ~/.cache/vlmbench/features)")

@@ -15,7 +15,8 @@ from benchmark.cli.common import add_data_options, data_layer
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--protocol", default="dcd48")
+    p.add_argument("--protocol", default="dcd48",
+                   help="a protocol name (`list protocols`) or a protocol TOML file")
     p.add_argument("--out", help="output directory (default results/<protocol>/proxy-reliability)")
     p.add_argument("--embedder", default="minilm", help="text embedder of the semantic proxy")
     p.add_argument("--beta", type=float, default=2.5, help="DCD's layer attention intensity")
