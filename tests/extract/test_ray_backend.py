@@ -115,7 +115,7 @@ def test_killed_worker_then_rerun_finishes_only_the_missing_units(local_ray, inp
         manifest = json.loads((store.pack_dir(KIND, m) / "manifest.json").read_text())
         assert len(manifest["records"]) == len(DATASETS)
         files = sorted(p.name for p in store.pack_dir(KIND, m).iterdir())
-        assert files == sorted([".lock", "manifest.json", *(f"{d}.npz" for d in DATASETS)])
+        assert files == sorted([".lock", ".locks", "manifest.json", *(f"{d}.npz" for d in DATASETS)])
         for d in DATASETS:
             store.read(KIND, m, d)  # checksum valid
     for key, sha in first.items():  # the first run's records were not redone
