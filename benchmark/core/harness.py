@@ -354,6 +354,9 @@ class Harness:
         active = [m for m in methods if m.name not in skipped]
         truth = {t: self.pdata.targets_gt.column(t) for t in targets}
         metric_cfg = self.protocol.metrics
+        # regret is charged against the best of ALL the target's candidates
+        best = {t: float(truth[t].reindex(self.pdata.candidates(t)).max()) for t in targets}
+        n_test = {t: test_size(t) for t in targets}
         score_rows, pred_rows, cov_rows = [], [], []
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
         bar = tqdm(total=total, desc=f"{self.protocol.name}", disable=not progress, unit="fold")
@@ -377,7 +380,8 @@ class Harness:
                     bar.update()
                     if len(s) < 2:
                         continue
-                    values = metric_cfg.evaluate(s, truth[t].reindex(s.index))
+                    values = metric_cfg.evaluate(s, truth[t].reindex(s.index), best=best[t],
+                                                 n_test=n_test[t])
                     rep = seeds if not m.cls.stochastic else (seed,)
                     for out_seed in rep:
                         score_rows += [(m.name, self.protocol.name, out_seed, t, *v) for v in values]
@@ -392,6 +396,14 @@ class Harness:
         )
         return RunResult(self.protocol, scores.reset_index(drop=True),
                          preds.reset_index(drop=True), cov, methods, skipped)
+
+
+def test_size(dataset: str) -> int | None:
+    """The target's test-split size from ``datasets/registry.toml`` (None: unknown/not listed)."""
+    from benchmark.data.catalog import registry
+
+    n = registry().get(dataset, {}).get("test_size")
+    return int(n) if n is not None else None
 
 
 def validate_scores(method: str, target: str, scores, candidates) -> pd.Series:
