@@ -69,7 +69,9 @@ def test_binomial_se_and_noise_ties_hand_computed():
     r = rows(pred, TRUTH, n_test=50)
     assert r[("regret_tol", 1)] == 0.0 and r[("hit_tol", 1)] == 1.0
     assert r[("regret", 1)] == pytest.approx(0.1)  # plain regret unchanged
-    assert ("se", 1) not in rows(pred, TRUTH)  # no test size -> no noise rows
+    r = rows(pred, TRUTH)  # no test size: no SE, and no tie can be established
+    assert ("se", 1) not in r
+    assert r[("regret_tol", 1)] == r[("regret", 1)] and r[("hit_tol", 1)] == r[("hit", 1)]
     with pytest.raises(ValueError):
         binomial_se(0.5, 0)
 

@@ -67,11 +67,23 @@ def run(args) -> int:
 def summary(result) -> str:
     from tabulate import tabulate
 
-    from benchmark.report.leaderboard import method_coverage, summarize
+    from benchmark.report.leaderboard import (
+        RANKING_COLUMNS,
+        method_coverage,
+        outcome_frame,
+        partial_methods,
+        summarize,
+    )
 
-    table = summarize(result.scores)
+    table = summarize(result.scores, RANKING_COLUMNS)
     if table.empty:
         return "(no scores)"
     table.insert(len(table.columns) - 1, "coverage",
                  table["method"].map(method_coverage(result.coverage)).fillna(""))
-    return tabulate(table, headers="keys", tablefmt="github", showindex=False)
+    text = tabulate(table, headers="keys", tablefmt="github", showindex=False)
+    if result.scores["metric"].eq("acc").any():
+        outcome, note = outcome_frame(result.scores, set(partial_methods(result.coverage)))
+        text += ("\n\nWhat a user gets (regret vs the best of all the target's candidates):\n"
+                 + tabulate(outcome, headers="keys", tablefmt="github", showindex=False,
+                            disable_numparse=True) + "\n" + note)
+    return text

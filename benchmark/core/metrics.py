@@ -36,16 +36,20 @@ charged for the models it cannot rank). ``a_k`` = the highest true accuracy amon
 - ``nregret``: ``(best - a_k) / best`` (relative regret; 0 when ``best`` is 0).
 - ``hit``: 1 if ``P_k`` holds a model with accuracy ``best``, else 0.
 
-Ground-truth noise (only when the target's test-split size ``n`` is known, ``test_size`` in
-``datasets/registry.toml``; otherwise these rows are absent). Accuracies are treated as
-binomial proportions over ``n`` test images:
+Ground-truth noise, from the target's test-split size ``n`` (``test_size`` in
+``datasets/registry.toml``). Accuracies are treated as binomial proportions over ``n`` test
+images:
 
-- ``se``: the binomial standard error ``sqrt(a_k (1 - a_k) / n)`` of ``a_k``.
+- ``se``: the binomial standard error ``sqrt(a_k (1 - a_k) / n)`` of ``a_k`` (absent when ``n``
+  is unknown).
 - ``regret_tol``: ``regret``, but 0 when the chosen model is within noise of the best:
   ``best - a_k <= 1.96 * sqrt(best (1 - best) / n + a_k (1 - a_k) / n)`` (a two-sided 95% test
   of the two accuracies as independent proportions; on a shared test split this is
   conservative, i.e. counts more ties).
 - ``hit_tol``: 1 if ``hit`` or the chosen model ties the best in that sense.
+
+When ``n`` is unknown no tie can be established: ``regret_tol = regret`` and
+``hit_tol = hit`` there (so ``regret_tol <= regret`` on every target and their means compare).
 """
 
 from __future__ import annotations
@@ -300,8 +304,8 @@ def outcome_arrays(pred_order: np.ndarray, truth: np.ndarray, ks, best: float | 
         hit = float(a >= best)
         rows += [("acc", k, a), ("regret", k, regret),
                  ("nregret", k, regret / best if best > 0 else 0.0), ("hit", k, hit)]
+        tie = n_test is not None and within_noise(best, a, n_test)
+        rows += [("regret_tol", k, 0.0 if tie else regret), ("hit_tol", k, float(hit or tie))]
         if n_test is not None:
-            tie = within_noise(best, a, n_test)
-            rows += [("se", k, binomial_se(a, n_test)), ("regret_tol", k, 0.0 if tie else regret),
-                     ("hit_tol", k, float(hit or tie))]
+            rows.append(("se", k, binomial_se(a, n_test)))
     return rows
