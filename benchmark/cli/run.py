@@ -86,4 +86,11 @@ def summary(result) -> str:
         text += ("\n\nWhat a user gets (regret vs the best of all the target's candidates):\n"
                  + tabulate(outcome, headers="keys", tablefmt="github", showindex=False,
                             disable_numparse=True) + "\n" + note)
+    from benchmark.report.leaderboard import cost_frame
+
+    cost = cost_frame(dict(result.provenance.get("methods", {})), result.timings)
+    if not cost.empty:
+        text += ("\n\nCost of selecting (wall time per target fold; timings.csv):\n"
+                 + tabulate(cost, headers="keys", tablefmt="github", showindex=False,
+                            disable_numparse=True))
     return text

@@ -94,7 +94,8 @@ def _default_out(kind: str, protocol: str, method: str) -> Path:
 def _prepare(args):
     seeds = parse_seeds(args.seeds)
     harness = build_harness(args, args.method)
-    metric = parse_metric(args.metric, harness.protocol.metrics.ks)
+    metric = parse_metric(args.metric, harness.protocol.metrics.ks,
+                          harness.protocol.metrics.outcome_ks)
     return harness, seeds, f"{metric[0]}@{metric[1]}"
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -89,6 +90,7 @@ class MethodRun:
             "requires": list(self.cls.requires),
             "stochastic": bool(self.cls.stochastic),
             "citation": self.cls.citation,
+            "target_needs": getattr(self.cls, "target_needs", "not declared"),
         }
 
 
@@ -119,6 +121,7 @@ class RunResult:
     coverage: pd.DataFrame  # method, target, candidates, protocol_candidates, uncovered
     methods: list[MethodRun]
     skipped: dict[str, str] = field(default_factory=dict)  # method -> reason
+    timings: pd.DataFrame | None = None  # method, seed, target, seconds (fit + score)
 
 
 class _Restricted(Mapping):
@@ -357,7 +360,7 @@ class Harness:
         # regret is charged against the best of ALL the target's candidates
         best = {t: float(truth[t].reindex(self.pdata.candidates(t)).max()) for t in targets}
         n_test = {t: test_size(t) for t in targets}
-        score_rows, pred_rows, cov_rows = [], [], []
+        score_rows, pred_rows, cov_rows, time_rows = [], [], [], []
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
         bar = tqdm(total=total, desc=f"{self.protocol.name}", disable=not progress, unit="fold")
         shared = {t: set.intersection(*(set(self.candidates(m, t)) for m in active))
@@ -376,7 +379,9 @@ class Harness:
             for seed in run_seeds:
                 for t in targets:
                     bar.set_postfix_str(f"{m.name} seed={seed} {t}", refresh=False)
+                    started = time.perf_counter()
                     s = self.score_fold(m, t, seed, cands_of(m, t))
+                    time_rows.append((m.name, seed, t, time.perf_counter() - started))
                     bar.update()
                     if len(s) < 2:
                         continue
@@ -394,8 +399,9 @@ class Harness:
         cov = pd.DataFrame(
             cov_rows, columns=["method", "target", "candidates", "protocol_candidates", "uncovered"]
         )
+        timings = pd.DataFrame(time_rows, columns=["method", "seed", "target", "seconds"])
         return RunResult(self.protocol, scores.reset_index(drop=True),
-                         preds.reset_index(drop=True), cov, methods, skipped)
+                         preds.reset_index(drop=True), cov, methods, skipped, timings)
 
 
 def test_size(dataset: str) -> int | None:

@@ -6,6 +6,8 @@ A results directory holds
   (metric in ``ndcg, tau, recall, sum``; one row per method, seed, target, metric and k);
 - ``predictions.csv``: ``method, seed, target, model, score`` (what each selector returned);
 - ``coverage.csv``: per method and target, how many of the protocol's candidates it scored;
+- ``timings.csv``: ``method, seed, target, seconds`` -- wall time of each fold (fit + score;
+  one seed for deterministic methods); optional when reading (older runs lack it);
 - ``run.json``: the resolved configuration (protocol, metric variants, seeds, methods with
   their parameters and parameter hash), package versions, git commit, date, data sources.
 
@@ -124,6 +126,8 @@ def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None,
         "predictions.csv": lambda p: result.predictions.to_csv(p, index=False),
         "coverage.csv": lambda p: result.coverage.to_csv(p, index=False),
         "run.json": lambda p: p.write_text(run),
+        **({"timings.csv": lambda p: result.timings.to_csv(p, index=False)}
+           if getattr(result, "timings", None) is not None else {}),
     })
 
 
@@ -133,6 +137,7 @@ class StoredRun:
     scores: pd.DataFrame
     coverage: pd.DataFrame
     run: dict[str, Any]
+    timings: pd.DataFrame | None = None  # timings.csv (None: not recorded)
 
     @property
     def protocol(self) -> str:
@@ -148,8 +153,9 @@ def read(path: Path) -> StoredRun:
     if list(scores.columns) != SCORE_COLUMNS:
         raise ValueError(f"{path}/scores.csv has columns {list(scores.columns)}, "
                          f"expected {SCORE_COLUMNS}")
+    timings = pd.read_csv(path / "timings.csv") if (path / "timings.csv").is_file() else None
     return StoredRun(path, scores, pd.read_csv(path / "coverage.csv", keep_default_na=False),
-                     json.loads((path / "run.json").read_text()))
+                     json.loads((path / "run.json").read_text()), timings)
 
 
 def find_runs(root: Path) -> list[StoredRun]:

@@ -184,10 +184,31 @@ def outcome_frame(scores: pd.DataFrame, partial=frozenset(),
     return frame, note
 
 
-def outcome_section(scores: pd.DataFrame, partial=frozenset()) -> list[str]:
+def cost_frame(methods: dict, timings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per method: what selecting needs from the target (the selector's ``target_needs``) and,
+    when ``timings`` is given, its measured wall time per fold (fit + score of one target)."""
+    rows = []
+    for name in sorted(methods):
+        row = {"method": name, "needs from the target": methods[name].get("target_needs",
+                                                                            "not declared")}
+        if timings is not None:
+            t = timings.loc[timings["method"] == name, "seconds"].to_numpy(float)
+            row["s / target (mean)"] = f"{t.mean():.3f}" if len(t) else "—"
+            row["s / target (max)"] = f"{t.max():.3f}" if len(t) else "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def outcome_section(scores: pd.DataFrame, partial=frozenset(), run_meta=None) -> list[str]:
     if scores.empty or not scores["metric"].isin(["acc"]).any():
         return []
     frame, note = outcome_frame(scores, partial)
+    if run_meta:  # the cost of selecting: deterministic text only (wall times vary per rerun)
+        needs = {}
+        for method, meta in run_meta.items():
+            needs[method] = meta.get("methods", {}).get(method, {}).get("target_needs", "—")
+        frame.insert(1, "needs from the target", [
+            needs.get(m.removesuffix(f" {DAGGER}"), "—") for m in frame["method"]])
     return [
         "## What a user gets (outcome metrics)", "",
         "acc@k: the best true accuracy among the method's top k (acc@1 = the model ranked "
@@ -482,7 +503,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
             "[On the models every method covers](#on-the-models-every-method-covers).")
     lines.append("")
     lines += _pvalue_block(table, "")
-    lines += outcome_section(scores, partial)
+    lines += outcome_section(scores, partial, run_meta)
     if not scores.empty:
         name = f"{FIGURES}/{protocol.name}-methods.png"
         figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
