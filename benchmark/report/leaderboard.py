@@ -511,6 +511,10 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
                   f"({name})", ""]
     if partial:
         lines += _common_section(common_runs, protocol, partial, figures)
+    if protocol_name == "mll" and not scores.empty:
+        from benchmark.report import mll_compare
+
+        lines += mll_compare.markdown(scores)
     if protocol_name in REPORTED:
         rep = REPORTED[protocol_name]
         lines += ["## Reported in the literature (not computed here)", "",
