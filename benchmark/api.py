@@ -3,6 +3,7 @@
     import benchmark
     res = benchmark.evaluate(["inb", "avgrank"], protocol="lovm", seeds=3)
     res.table()                      # mean ± std over seeds, one row per method
+    res.outcome()                    # acc@1, regret@1, ... of each method's choice
     res.save("results/lovm/mine")   # scores.csv, predictions.csv, coverage.csv, run.json
 
 The command line (:mod:`benchmark.cli`) is a thin wrapper over these functions: ``run`` is
@@ -92,6 +93,7 @@ class Results:
     provenance: Mapping[str, Any] = field(default_factory=dict)
     path: Path | None = None
     _run: Any = field(default=None, repr=False, compare=False)
+    timings: pd.DataFrame | None = None  # method, seed, target, seconds (timings.csv)
 
     @property
     def protocol(self) -> str:
@@ -106,6 +108,24 @@ class Results:
         from benchmark.report.leaderboard import MAIN_COLUMNS, summarize
 
         return summarize(self.scores, list(metrics) if metrics else MAIN_COLUMNS)
+
+    def outcome(self) -> pd.DataFrame:
+        """One row per method: what a user gets from its choice (acc@k, regret@k against the
+        best of all the target's candidates, nregret, hit@k, noise-tolerant ``~`` columns and
+        the binomial SE of acc@1); ``.attrs["note"]`` says on which targets the noise columns
+        could use a test-split size."""
+        from benchmark.report.leaderboard import outcome_frame, partial_methods
+
+        frame, note = outcome_frame(self.scores, set(partial_methods(self.coverage)))
+        frame.attrs["note"] = note
+        return frame
+
+    def cost(self) -> pd.DataFrame:
+        """Per method: what it needs from the target (its ``target_needs``) and the measured
+        wall time per fold (fit + score on one target; mean and max over folds)."""
+        from benchmark.report.leaderboard import cost_frame
+
+        return cost_frame(self.provenance.get("methods", {}), self.timings)
 
     def per_target(self, metric: str = "ndcg", k: int = 5) -> pd.DataFrame:
         """target x method: mean over seeds of one metric."""
@@ -148,7 +168,8 @@ class Results:
 
         stored = results.read(Path(path))
         preds = pd.read_csv(Path(path) / "predictions.csv")
-        return cls(stored.scores, preds, stored.coverage, stored.run, Path(path))
+        return cls(stored.scores, preds, stored.coverage, stored.run, Path(path),
+                   timings=stored.timings)
 
 
 def evaluate(
@@ -217,7 +238,8 @@ def evaluate(
     from benchmark.core.results import provenance
 
     return Results(result.scores, result.predictions, result.coverage,
-                   MappingProxyType(provenance(result, extra)), None, result)
+                   MappingProxyType(provenance(result, extra)), None, result,
+                   timings=result.timings)
 
 
 def score(

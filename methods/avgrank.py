@@ -15,6 +15,7 @@ from methods.base import Selector, TargetView, TrainView
 
 class AverageRank(Selector):
     name = "avgrank"
+    target_needs = "nothing (sources' ground truth only)"
     citation = "Average source rank baseline (LOVM, SWAB, DCD papers)."
 
     def fit(self, train: TrainView) -> AverageRank:

@@ -5,7 +5,9 @@
 - ``score(target: TargetView) -> pd.Series``: one finite score per candidate model of the
   target (index = ``target.candidates``), higher = better;
 - class attributes: ``name``, ``requires`` (feature kinds the harness must provide),
-  ``citation``, ``stochastic`` (True when scores depend on the seed).
+  ``citation``, ``stochastic`` (True when scores depend on the seed), ``target_needs`` (what
+  selecting costs on the target: which of its class names, unlabeled images, labels and model
+  forward passes the method uses; shown on the leaderboard's cost column).
 
 A complete method::
 
@@ -32,6 +34,7 @@ class Selector:
     requires: ClassVar[tuple[str, ...]] = ()
     citation: ClassVar[str] = ""
     stochastic: ClassVar[bool] = False
+    target_needs: ClassVar[str] = "not declared"
 
     @classmethod
     def _param_names(cls) -> list[str]:

@@ -9,6 +9,7 @@ from methods.base import Selector, TargetView
 
 class RandomSelector(Selector):
     name = "random"
+    target_needs = "nothing"
     citation = "Random ranking (lower bound)."
     stochastic = True
 

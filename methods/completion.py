@@ -123,6 +123,7 @@ class MatrixCompletion(Selector):
     """Low-rank accuracy table + kernel ridge from task text embeddings (``matrix-completion``)."""
 
     name = "matrix-completion"
+    target_needs = "class names (task text embedding); no images, no labels"
     requires: tuple[str, ...] = ()
     citation = CITATION
     stochastic = False

@@ -203,6 +203,8 @@ class DCDSelector(Selector):
     """Model-specific source weights from conductance profiles; weighted source ranks."""
 
     name = "dcd"
+    target_needs = ("unlabeled target images: a forward + backward pass per image and "
+                    "candidate (layer conductance); no labels")
     requires = (KIND,)
     citation = (
         "Model-Specific Task Similarity for Vision-Language Model Selection via Layer "

@@ -13,6 +13,7 @@ from methods.base import Selector, TargetView
 
 class ImageNetBaseline(Selector):
     name = "inb"
+    target_needs = "nothing (ImageNet-1k accuracy)"
     citation = "Zohar et al., LOVM, NeurIPS 2023 D&B (ImageNet baseline)."
 
     def score(self, target: TargetView) -> pd.Series:

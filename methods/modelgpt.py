@@ -107,6 +107,7 @@ class ModelGPT(Selector):
     """LOVM's ModelGPT. ``features``: groups/columns; ``regressor``: a key of ``REGRESSORS``."""
 
     name = "modelgpt"
+    target_needs = "class names (text embeddings of each model); no images, no labels"
     requires = (KIND,)
     citation = "Zohar et al., LOVM: Language-Only Vision Model Selection, NeurIPS 2023 D&B."
     stochastic = False

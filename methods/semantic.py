@@ -133,6 +133,7 @@ class SemanticTransfer(_RankTransfer):
     """Shared-embedder task similarity -> DCD softmin over source ranks (``semantic-transfer``)."""
 
     name = "semantic-transfer"
+    target_needs = "class names (one shared text embedder); no images, no labels"
     requires: tuple[str, ...] = ()
 
     def __init__(self, embedder: Any = "minilm", gamma: float = 10.0) -> None:
@@ -163,6 +164,7 @@ class OwnTextSemanticTransfer(_RankTransfer):
     """Each model's own text tower (``class-stats`` zero-shot weights): ``semantic-transfer-own``."""
 
     name = "semantic-transfer-own"
+    target_needs = "class names (each model's own text tower); no images, no labels"
     requires = (CLASS_KIND,)
 
     def __init__(self, gamma: float = 10.0) -> None:

@@ -25,7 +25,7 @@ def test_run_writes_tidy_results_with_provenance(tmp_path, capsys):
     out = tmp_path / "r"
     assert run_cli("run", "--methods", "inb,avgrank,random", "--protocol", "lovm", "--seeds", "3",
                    "--out", str(out), "--no-progress") == 0
-    assert sorted(p.name for p in out.iterdir()) == sorted((*results.FILES, results.MARKER))
+    assert sorted(p.name for p in out.iterdir()) == sorted((*results.FILES, results.MARKER, "timings.csv"))
     scores = pd.read_csv(out / "scores.csv")
     assert list(scores.columns) == ["method", "protocol", "seed", "target", "metric", "k", "value"]
     assert set(scores["method"]) == {"inb", "avgrank", "random"}

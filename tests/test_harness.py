@@ -196,7 +196,9 @@ def test_run_is_deterministic_and_repeats_deterministic_methods(lovm_harness):
     pd.testing.assert_frame_equal(a.predictions, b.predictions)
     s = a.scores
     assert list(s.columns) == ["method", "protocol", "seed", "target", "metric", "k", "value"]
-    assert set(s["metric"]) == {"ndcg", "tau", "recall", "sum"}
+    from benchmark.core.metrics import ALL_METRICS
+
+    assert set(s["metric"]) == set(ALL_METRICS)  # ranking + outcome (+ noise: lovm sizes known)
     inb = s[s.method == "inb"].pivot_table(index=["target", "metric", "k"], columns="seed",
                                            values="value")
     assert (inb.nunique(axis=1) == 1).all()  # identical across seeds
@@ -265,7 +267,9 @@ def test_random_init_packs_are_refused_unless_allowed(data, tmp_path):
 def test_metric_config_of_protocol_is_used(data):
     p = get_protocol("lovm").with_options(metrics=MetricConfig(ks=(5,), tau_variant="lovm"))
     res = Harness.from_data(p, data).run(resolve_methods(["inb"]), seeds=(0,), progress=False)
-    assert set(res.scores["k"]) == {5}
+    ranking = res.scores[res.scores["metric"].isin(["ndcg", "tau", "recall", "sum"])]
+    assert set(ranking["k"]) == {5}
+    assert set(res.scores.loc[res.scores["metric"] == "acc", "k"]) == {1, 3, 5}
 
 
 def test_train_view_rng_is_seeded_and_salted(lovm_harness):

@@ -147,7 +147,10 @@ def test_invalid_inputs_are_rejected():
 def test_metric_config_rows_and_sum():
     pred = s([8, 5, 9, 1, 7, 0])
     rows = {(m, k): v for m, k, v in MetricConfig(ks=(3, 5)).evaluate(pred, TRUTH)}
-    assert set(rows) == {(m, k) for m in ("ndcg", "tau", "recall", "sum") for k in (3, 5)}
+    assert set(rows) == ({(m, k) for m in ("ndcg", "tau", "recall", "sum") for k in (3, 5)}
+                         | {(m, k) for m in ("acc", "regret", "nregret", "hit",
+                                                "regret_tol", "hit_tol")
+                            for k in (1, 3, 5)})
     assert rows[("sum", 5)] == pytest.approx(rows[("ndcg", 5)] + rows[("tau", 5)])
     assert rows[("recall", 5)] == pytest.approx(recall_at_k(pred, TRUTH, 5))
 

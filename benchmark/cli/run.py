@@ -92,12 +92,31 @@ def run(args) -> int:
 def summary(result) -> str:
     from tabulate import tabulate
 
-    from benchmark.report.leaderboard import method_coverage, summarize
+    from benchmark.report.leaderboard import (
+        RANKING_COLUMNS,
+        method_coverage,
+        outcome_frame,
+        partial_methods,
+        summarize,
+    )
 
-    table = summarize(result.scores)
+    table = summarize(result.scores, RANKING_COLUMNS)
     if table.empty:
         return "(no scores)"
     table.insert(len(table.columns) - 1, "coverage",
                  table["method"].map(method_coverage(result.coverage)).fillna(""))
-    return tabulate(table, headers="keys", tablefmt="github", showindex=False,
+    text = tabulate(table, headers="keys", tablefmt="github", showindex=False,
                     disable_numparse=True)
+    if result.scores["metric"].eq("acc").any():
+        outcome, note = outcome_frame(result.scores, set(partial_methods(result.coverage)))
+        text += ("\n\nWhat a user gets (regret vs the best of all the target's candidates):\n"
+                 + tabulate(outcome, headers="keys", tablefmt="github", showindex=False,
+                            disable_numparse=True) + "\n" + note)
+    from benchmark.report.leaderboard import cost_frame
+
+    cost = cost_frame(dict(result.provenance.get("methods", {})), result.timings)
+    if not cost.empty:
+        text += ("\n\nCost of selecting (wall time per target fold; timings.csv):\n"
+                 + tabulate(cost, headers="keys", tablefmt="github", showindex=False,
+                            disable_numparse=True))
+    return text

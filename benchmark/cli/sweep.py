@@ -135,7 +135,8 @@ def _prepare(args):
 
         check_out(Path(args.out))
     harness = build_harness(args, args.method)
-    metric = parse_metric(args.metric, harness.protocol.metrics.ks)
+    metric = parse_metric(args.metric, harness.protocol.metrics.ks,
+                          harness.protocol.metrics.outcome_ks)
     return harness, seeds, f"{metric[0]}@{metric[1]}"
 
 

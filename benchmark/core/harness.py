@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -89,6 +90,7 @@ class MethodRun:
             "requires": list(self.cls.requires),
             "stochastic": bool(self.cls.stochastic),
             "citation": self.cls.citation,
+            "target_needs": getattr(self.cls, "target_needs", "not declared"),
         }
 
 
@@ -121,6 +123,7 @@ class RunResult:
     coverage: pd.DataFrame  # method, target, candidates, protocol_candidates, uncovered
     methods: list[MethodRun]
     skipped: dict[str, str] = field(default_factory=dict)  # method -> reason
+    timings: pd.DataFrame | None = None  # method, seed, target, seconds (fit + score)
 
 
 class _Restricted(Mapping):
@@ -356,7 +359,10 @@ class Harness:
         active = [m for m in methods if m.name not in skipped]
         truth = {t: self.pdata.targets_gt.column(t) for t in targets}
         metric_cfg = self.protocol.metrics
-        score_rows, pred_rows, cov_rows = [], [], []
+        # regret is charged against the best of ALL the target's candidates
+        best = {t: float(truth[t].reindex(self.pdata.candidates(t)).max()) for t in targets}
+        n_test = {t: test_size(t) for t in targets}
+        score_rows, pred_rows, cov_rows, time_rows = [], [], [], []
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
         from benchmark.progress import bars_enabled, stage
 
@@ -380,11 +386,14 @@ class Harness:
             for seed in run_seeds:
                 for t in targets:
                     bar.set_postfix_str(f"{m.name} seed={seed} {t}", refresh=False)
+                    started = time.perf_counter()
                     s = self.score_fold(m, t, seed, cands_of(m, t))
+                    time_rows.append((m.name, seed, t, time.perf_counter() - started))
                     bar.update()
                     if len(s) < 2:
                         continue
-                    values = metric_cfg.evaluate(s, truth[t].reindex(s.index))
+                    values = metric_cfg.evaluate(s, truth[t].reindex(s.index), best=best[t],
+                                                 n_test=n_test[t])
                     rep = seeds if not m.cls.stochastic else (seed,)
                     for out_seed in rep:
                         score_rows += [(m.name, self.protocol.name, out_seed, t, *v) for v in values]
@@ -397,8 +406,17 @@ class Harness:
         cov = pd.DataFrame(
             cov_rows, columns=["method", "target", "candidates", "protocol_candidates", "uncovered"]
         )
+        timings = pd.DataFrame(time_rows, columns=["method", "seed", "target", "seconds"])
         return RunResult(self.protocol, scores.reset_index(drop=True),
-                         preds.reset_index(drop=True), cov, methods, skipped)
+                         preds.reset_index(drop=True), cov, methods, skipped, timings)
+
+
+def test_size(dataset: str) -> int | None:
+    """The target's test-split size from ``datasets/registry.toml`` (None: unknown/not listed)."""
+    from benchmark.data.catalog import registry
+
+    n = registry().get(dataset, {}).get("test_size")
+    return int(n) if n is not None else None
 
 
 def validate_scores(method: str, target: str, scores, candidates) -> pd.Series:

@@ -24,6 +24,32 @@ Metrics:
   sum over ``I_k`` in true order; ``ideal="truth_topk"``: IDCG over all of ``T_k`` in true order
   (top models the prediction missed are penalised). 0 when ``|I_k| < 2``.
 - ``sum_at_k`` = NDCG@k + tau@k (the DCD paper's headline; LOVM/SWAB use R@5 + tau@5).
+
+Outcome metrics (issue 19: what a user gets by taking the method's choice), at
+``MetricConfig.outcome_ks`` (default 1, 3, 5). ``best`` = the highest ground-truth accuracy among
+*all* the target's candidates (not only those the method scored: a partial-coverage method is
+charged for the models it cannot rank). ``a_k`` = the highest true accuracy among ``P_k``.
+
+- ``acc`` (``acc_at_k``): ``a_k``; ``acc@1`` is the accuracy of the model ranked first, ``acc@k``
+  the best of the top k (the user tries k models and keeps the best).
+- ``regret`` (``regret_at_k``): ``best - a_k`` (>= 0; 0 iff ``P_k`` holds a best model).
+- ``nregret``: ``(best - a_k) / best`` (relative regret; 0 when ``best`` is 0).
+- ``hit``: 1 if ``P_k`` holds a model with accuracy ``best``, else 0.
+
+Ground-truth noise, from the target's test-split size ``n`` (``test_size`` in
+``datasets/registry.toml``). Accuracies are treated as binomial proportions over ``n`` test
+images:
+
+- ``se``: the binomial standard error ``sqrt(a_k (1 - a_k) / n)`` of ``a_k`` (absent when ``n``
+  is unknown).
+- ``regret_tol``: ``regret``, but 0 when the chosen model is within noise of the best:
+  ``best - a_k <= 1.96 * sqrt(best (1 - best) / n + a_k (1 - a_k) / n)`` (a two-sided 95% test
+  of the two accuracies as independent proportions; on a shared test split this is
+  conservative, i.e. counts more ties).
+- ``hit_tol``: 1 if ``hit`` or the chosen model ties the best in that sense.
+
+When ``n`` is unknown no tie can be established: ``regret_tol = regret`` and
+``hit_tol = hit`` there (so ``regret_tol <= regret`` on every target and their means compare).
 """
 
 from __future__ import annotations
@@ -35,6 +61,10 @@ import pandas as pd
 from scipy.stats import kendalltau, rankdata
 
 METRICS = ("ndcg", "tau", "recall", "sum")
+OUTCOME_METRICS = ("acc", "regret", "nregret", "hit")
+NOISE_METRICS = ("se", "regret_tol", "hit_tol")
+ALL_METRICS = METRICS + OUTCOME_METRICS + NOISE_METRICS
+TIE_Z = 1.96
 
 
 def _check(scores: pd.Series, truth: pd.Series) -> None:
@@ -125,6 +155,32 @@ def sum_at_k(scores: pd.Series, truth: pd.Series, k: int = 5, **variants: str) -
     )
 
 
+def acc_at_k(scores: pd.Series, truth: pd.Series, k: int = 1) -> float:
+    """Highest true accuracy among the predicted top-k."""
+    _check(scores, truth)
+    return float(truth[top_k(scores, k)].max())
+
+
+def regret_at_k(scores: pd.Series, truth: pd.Series, k: int = 1,
+                best: float | None = None) -> float:
+    """``best - acc@k``; ``best`` defaults to the best of ``truth`` (pass the best of all the
+    target's candidates when ``scores`` covers only part of them)."""
+    best = float(truth.max()) if best is None else float(best)
+    return best - acc_at_k(scores, truth, k)
+
+
+def binomial_se(acc: float, n: int) -> float:
+    """Standard error of an accuracy measured on ``n`` test images."""
+    if n < 1:
+        raise ValueError(f"test size must be >= 1, got {n}")
+    return float(np.sqrt(acc * (1.0 - acc) / n))
+
+
+def within_noise(best: float, acc: float, n: int, z: float = TIE_Z) -> bool:
+    """Whether ``acc`` ties ``best`` given binomial noise on ``n`` test images."""
+    return best - acc <= z * float(np.sqrt(best * (1 - best) / n + acc * (1 - acc) / n))
+
+
 @dataclass(frozen=True)
 class MetricConfig:
     """Which metrics a run reports, at which cut-offs, with which variants."""
@@ -132,6 +188,7 @@ class MetricConfig:
     ks: tuple[int, ...] = (3, 5, 7)
     ndcg_ideal: str = "intersection"
     tau_variant: str = "clean"
+    outcome_ks: tuple[int, ...] = (1, 3, 5)
 
     def __post_init__(self) -> None:
         if self.ndcg_ideal not in ("intersection", "truth_topk"):
@@ -139,8 +196,12 @@ class MetricConfig:
         if self.tau_variant not in ("clean", "lovm"):
             raise ValueError(f"unknown tau variant {self.tau_variant!r}")
 
-    def evaluate(self, scores: pd.Series, truth: pd.Series) -> list[tuple[str, int, float]]:
+    def evaluate(self, scores: pd.Series, truth: pd.Series, best: float | None = None,
+                 n_test: int | None = None) -> list[tuple[str, int, float]]:
         """``(metric, k, value)`` for every metric and k.
+
+        ``best``: the best true accuracy among all the target's candidates (default: the best
+        of ``truth``); ``n_test``: the target's test-split size (adds the noise metrics).
 
         Computed by :func:`evaluate_arrays` (numpy, no pandas per metric); equal to the
         reference functions above (``tests/test_metrics.py`` checks it on random inputs).
@@ -148,10 +209,15 @@ class MetricConfig:
         _check(scores, truth)
         ids = np.asarray(scores.index, dtype=str)
         return evaluate_arrays(ids, scores.to_numpy(dtype=float),
-                               truth.reindex(scores.index).to_numpy(dtype=float), self)
+                               truth.reindex(scores.index).to_numpy(dtype=float), self,
+                               best_acc=best, n_test=n_test)
 
     def describe(self) -> str:
-        return f"NDCG ideal={self.ndcg_ideal}; tau variant={self.tau_variant}; k in {list(self.ks)}"
+        return (f"NDCG ideal={self.ndcg_ideal}; tau variant={self.tau_variant}; "
+                f"k in {list(self.ks)}; outcome k in {list(self.outcome_ks)}")
+
+    def valid_ks(self, metric: str) -> tuple[int, ...]:
+        return self.ks if metric in METRICS else self.outcome_ks
 
 
 # -- the fast path -----------------------------------------------------------------------
@@ -176,7 +242,8 @@ def _tau_b(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def evaluate_arrays(ids: np.ndarray, scores: np.ndarray, truth: np.ndarray,
-                    cfg: MetricConfig) -> list[tuple[str, int, float]]:
+                    cfg: MetricConfig, best_acc: float | None = None,
+                    n_test: int | None = None) -> list[tuple[str, int, float]]:
     """:meth:`MetricConfig.evaluate` on aligned arrays (ids, scores, true accuracies)."""
     pred_order = np.lexsort((ids, -scores))
     true_order = np.lexsort((ids, -truth))
@@ -217,4 +284,28 @@ def evaluate_arrays(ids: np.ndarray, scores: np.ndarray, truth: np.ndarray,
                 tau = _tau_b(np.trunc(_desc_ranks(ps, ps)), np.trunc(_desc_ranks(ts, ts)))
         rows += [("ndcg", k, ndcg), ("tau", k, tau), ("recall", k, recall),
                  ("sum", k, ndcg + tau)]
+    return rows + outcome_arrays(pred_order, truth, cfg.outcome_ks, best_acc, n_test)
+
+
+def outcome_arrays(pred_order: np.ndarray, truth: np.ndarray, ks, best: float | None = None,
+                   n_test: int | None = None) -> list[tuple[str, int, float]]:
+    """Outcome (and, with ``n_test``, noise) metrics from the predicted order."""
+    top = float(truth.max())
+    best = top if best is None else float(best)
+    if best < top:
+        raise ValueError(f"best={best} is below the best scored accuracy {top}")
+    running = np.maximum.accumulate(truth[pred_order])  # a_k for k = 1..n
+    rows = []
+    for k in ks:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        a = float(running[min(k, len(running)) - 1])
+        regret = best - a
+        hit = float(a >= best)
+        rows += [("acc", k, a), ("regret", k, regret),
+                 ("nregret", k, regret / best if best > 0 else 0.0), ("hit", k, hit)]
+        tie = n_test is not None and within_noise(best, a, n_test)
+        rows += [("regret_tol", k, 0.0 if tie else regret), ("hit_tol", k, float(hit or tie))]
+        if n_test is not None:
+            rows.append(("se", k, binomial_se(a, n_test)))
     return rows

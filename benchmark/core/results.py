@@ -3,9 +3,12 @@
 A results directory holds
 
 - ``scores.csv``: exactly the columns ``method, protocol, seed, target, metric, k, value``
-  (metric in ``ndcg, tau, recall, sum``; one row per method, seed, target, metric and k);
+  (metric in ``ndcg, tau, recall, sum`` at the ranking k and ``acc, regret, nregret, hit,
+  regret_tol, hit_tol, se`` at the outcome k; one row per method, seed, target, metric and k);
 - ``predictions.csv``: ``method, seed, target, model, score`` (what each selector returned);
 - ``coverage.csv``: per method and target, how many of the protocol's candidates it scored;
+- ``timings.csv``: ``method, seed, target, seconds`` -- wall time of each fold (fit + score;
+  one seed for deterministic methods); optional when reading (older runs lack it);
 - ``run.json``: the resolved configuration (protocol, metric variants, seeds, methods with
   their parameters and parameter hash), package versions, git commit, date, data sources.
 
@@ -42,6 +45,7 @@ from benchmark.core.harness import SCORE_COLUMNS, RunResult
 from benchmark.errors import UsageError
 
 FILES = ("scores.csv", "predictions.csv", "coverage.csv", "run.json")
+OPTIONAL_FILES = ("timings.csv",)  # written when recorded; older runs lack them
 MARKER = ".vlmbench"  # in every directory this code creates: "ours, may be replaced"
 
 
@@ -49,11 +53,11 @@ class ResultsDirError(UsageError):
     """A path that is not a (readable) results directory, or an output that cannot be used."""
 
 
-def is_ours(path: Path, allowed: tuple[str, ...] = FILES,
+def is_ours(path: Path, allowed: tuple[str, ...] = (*FILES, *OPTIONAL_FILES),
             legacy: tuple[str, ...] | None = None) -> bool:
     """``path`` is a directory this code created and holds nothing else: only files named in
     ``allowed`` (plus :data:`MARKER`), and the marker -- or, for results written before the
-    marker existed, every file of ``legacy`` (default ``allowed``)."""
+    marker existed, every file of ``legacy`` (default :data:`FILES`)."""
     path = Path(path)
     if not path.is_dir() or path.is_symlink():
         return False
@@ -62,7 +66,7 @@ def is_ours(path: Path, allowed: tuple[str, ...] = FILES,
         if not e.is_file() or e.is_symlink() or e.name not in (*allowed, MARKER):
             return False
         names.add(e.name)
-    return MARKER in names or set(legacy if legacy is not None else allowed) <= names
+    return MARKER in names or set(legacy if legacy is not None else FILES) <= names
 
 
 @contextmanager
@@ -228,6 +232,8 @@ def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None,
         "predictions.csv": lambda p: result.predictions.to_csv(p, index=False),
         "coverage.csv": lambda p: result.coverage.to_csv(p, index=False),
         "run.json": lambda p: p.write_text(run),
+        **({"timings.csv": lambda p: result.timings.to_csv(p, index=False)}
+           if getattr(result, "timings", None) is not None else {}),
     })
 
 
@@ -237,6 +243,7 @@ class StoredRun:
     scores: pd.DataFrame
     coverage: pd.DataFrame
     run: dict[str, Any]
+    timings: pd.DataFrame | None = None  # timings.csv (None: not recorded)
 
     @property
     def protocol(self) -> str:
@@ -264,7 +271,8 @@ def read(path: Path) -> StoredRun:
                               f"expected {SCORE_COLUMNS}")
     if not isinstance(run, dict) or not isinstance(run.get("protocol"), dict):
         raise ResultsDirError(f"{path}/run.json has no protocol object: not a results directory")
-    return StoredRun(path, scores, coverage, run)
+    timings = pd.read_csv(path / "timings.csv") if (path / "timings.csv").is_file() else None
+    return StoredRun(path, scores, coverage, run, timings)
 
 
 def find_runs(root: Path) -> list[StoredRun]:

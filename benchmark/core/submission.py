@@ -216,6 +216,8 @@ def check_against(preds: pd.DataFrame, pdata: ProtocolData, where: str) -> None:
 
 def score(preds: pd.DataFrame, pdata: ProtocolData, method: str) -> RunResult:
     """The tidy tables of a local run, for predictions made elsewhere (method ``method``)."""
+    from benchmark.core.harness import test_size
+
     proto = pdata.protocol
     cfg = proto.metrics
     targets = pdata.evaluable_targets()
@@ -224,7 +226,9 @@ def score(preds: pd.DataFrame, pdata: ProtocolData, method: str) -> RunResult:
     for (seed, t), g in preds.groupby(["seed", "target"], sort=True):
         order = list(pdata.candidates(t))  # the harness's order: the zoo's
         s = g.set_index("model")["score"].reindex(order).astype(float)
-        rows += [(method, proto.name, int(seed), t, *v) for v in cfg.evaluate(s, truth[t].reindex(s.index))]
+        # every candidate is scored (validated above): the best of them is the target's best
+        rows += [(method, proto.name, int(seed), t, *v)
+                 for v in cfg.evaluate(s, truth[t].reindex(s.index), n_test=test_size(t))]
         pred_rows += [(method, int(seed), t, m, float(x)) for m, x in s.items()]
     scores = pd.DataFrame(rows, columns=SCORE_COLUMNS)
     scores = scores.sort_values(["method", "seed", "target", "metric", "k"], kind="stable")

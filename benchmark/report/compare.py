@@ -22,7 +22,14 @@ import pandas as pd
 
 from benchmark.report import analysis
 
-DEFAULT_METRICS = "ndcg@3,ndcg@5,ndcg@7,tau@5,recall@5,sum@5"
+DEFAULT_METRICS = "ndcg@3,ndcg@5,ndcg@7,tau@5,recall@5,sum@5,acc@1,regret@1"
+
+
+def _mark(mark: str, metric: str) -> str:
+    """▲ = B better; for a regret (lower is better) the test's "higher" is worse."""
+    from benchmark.report.leaderboard import LOWER_IS_BETTER
+
+    return {"▲": "▼", "▼": "▲"}.get(mark, mark) if metric in LOWER_IS_BETTER else mark
 
 
 def _parse_metrics(text: str) -> list[tuple[str, int]]:
@@ -80,7 +87,7 @@ def compare(run_a, run_b, metrics: list[tuple[str, int]]) -> tuple[pd.DataFrame,
                     row.update(n_targets=p.n_targets, mean_a=p.mean_b, mean_b=p.mean_a,
                                delta=p.delta, p_wilcoxon=p.wilcoxon.pvalue,
                                p_permutation=p.permutation.pvalue, wins=p.wins, ties=p.ties,
-                               losses=p.losses, mark=p.mark())
+                               losses=p.losses, mark=_mark(p.mark(), metric))
             rows.append(row)
     from benchmark.report.leaderboard import tidy_numbers
 

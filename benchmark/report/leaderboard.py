@@ -51,9 +51,19 @@ ROOT = Path(__file__).resolve().parents[2]
 LEADERBOARD_DIR = ROOT / "leaderboard"
 RUNS_FILE = LEADERBOARD_DIR / "runs.toml"
 FIGURES = "figures"
-MAIN_COLUMNS = [("ndcg", 3), ("ndcg", 5), ("ndcg", 7), ("tau", 5), ("recall", 5), ("sum", 5)]
+RANKING_COLUMNS = [("ndcg", 3), ("ndcg", 5), ("ndcg", 7), ("tau", 5), ("recall", 5), ("sum", 5)]
+# the main table: ranking metrics plus what a user gets (issue 19); Sum@5 stays last (order)
+MAIN_COLUMNS = [("ndcg", 3), ("ndcg", 5), ("ndcg", 7), ("tau", 5), ("recall", 5), ("acc", 1),
+                ("regret", 1), ("sum", 5)]
+# the outcome table (second table on every page, and `run`'s second summary)
+OUTCOME_COLUMNS = [("acc", 1), ("acc", 3), ("acc", 5), ("regret", 1), ("regret", 3),
+                   ("nregret", 1), ("hit", 1), ("hit", 3), ("regret_tol", 1), ("hit_tol", 1)]
+NOISE_COLUMNS = [("se", 1)]  # only on targets whose test-split size is known
 RANK_BY = ("sum", 5)  # the table's order, "best", the CI and win/tie/loss
-LABELS = {"ndcg": "NDCG", "tau": "τ", "recall": "R", "sum": "Sum"}
+LABELS = {"ndcg": "NDCG", "tau": "τ", "recall": "R", "sum": "Sum", "acc": "acc",
+          "regret": "regret", "nregret": "nregret", "hit": "hit", "regret_tol": "regret~",
+          "hit_tol": "hit~", "se": "SE(acc)"}
+LOWER_IS_BETTER = {"regret", "nregret", "regret_tol", "se"}
 DECIMALS = 3
 DAGGER = "†"
 
@@ -145,6 +155,76 @@ def partial_methods(coverage: pd.DataFrame) -> list[str]:
     return sorted(short["method"].unique())
 
 
+def outcome_frame(scores: pd.DataFrame, partial=frozenset(),
+                  columns=OUTCOME_COLUMNS, noise=NOISE_COLUMNS) -> tuple[pd.DataFrame, str]:
+    """What a user gets from each method's choice: "mean ± std over seeds" of the mean over
+    targets, rows in the order of acc@1 (best first). ``~`` columns: models within binomial
+    noise of the best count as ties (only where the test-split size is known); SE(acc) is a mean
+    over those targets only; the second return value says which."""
+    means = seed_means(scores) if not scores.empty else pd.DataFrame(
+        columns=["method", "seed", "metric", "k", "value"])
+    noisy = scores[scores["metric"].isin([m for m, _ in noise])]
+    n_known = sorted(noisy["target"].unique()) if not noisy.empty else []
+    nmeans = seed_means(noisy) if not noisy.empty else means.iloc[:0]
+    out = []
+    for method in sorted(means["method"].unique()):
+        row = {"method": f"{method} {DAGGER}" if method in partial else method}
+        key = np.inf
+        for (metric, k), src in [(c, means) for c in columns] + [(c, nmeans) for c in noise]:
+            vals = src[(src.method == method) & (src.metric == metric)
+                       & (src.k == k)]["value"].to_numpy(float)
+            ok = len(vals) > 0 and np.all(np.isfinite(vals))
+            row[_label(metric, k)] = _fmt(vals.mean(), vals.std(ddof=0)) if ok else "—"
+            if (metric, k) == columns[0] and ok:
+                key = -round(float(vals.mean()), DECIMALS)
+        out.append(((method in partial, key, method), row))
+    frame = pd.DataFrame([r for _, r in sorted(out, key=lambda x: x[0])])
+    n_all = scores["target"].nunique() if not scores.empty else 0
+    note = (f"`~` columns: a chosen model whose accuracy is within binomial noise of the best "
+            f"(best - acc <= 1.96 sqrt(b(1-b)/n + a(1-a)/n), n = the test-split size) counts as "
+            f"a best (regret 0, hit 1). n is known (`test_size` in datasets/registry.toml) on "
+            f"{len(n_known)} of {n_all} targets; on the others no tie is counted. SE(acc)@1 = "
+            f"sqrt(a(1-a)/n) of the model ranked first, mean over those {len(n_known)} targets"
+            + (f"; missing: {', '.join(sorted(set(scores['target']) - set(n_known)))}."
+               if len(n_known) < n_all else "."))
+    return frame, note
+
+
+def cost_frame(methods: dict, timings: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per method: what selecting needs from the target (the selector's ``target_needs``) and,
+    when ``timings`` is given, its measured wall time per fold (fit + score of one target)."""
+    rows = []
+    for name in sorted(methods):
+        row = {"method": name, "needs from the target": methods[name].get("target_needs",
+                                                                            "not declared")}
+        if timings is not None:
+            t = timings.loc[timings["method"] == name, "seconds"].to_numpy(float)
+            row["s / target (mean)"] = f"{t.mean():.3f}" if len(t) else "—"
+            row["s / target (max)"] = f"{t.max():.3f}" if len(t) else "—"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def outcome_section(scores: pd.DataFrame, partial=frozenset(), run_meta=None) -> list[str]:
+    if scores.empty or not scores["metric"].isin(["acc"]).any():
+        return []
+    frame, note = outcome_frame(scores, partial)
+    if run_meta:  # the cost of selecting: deterministic text only (wall times vary per rerun)
+        needs = {}
+        for method, meta in run_meta.items():
+            needs[method] = meta.get("methods", {}).get(method, {}).get("target_needs", "—")
+        frame.insert(1, "needs from the target", [
+            needs.get(m.removesuffix(f" {DAGGER}"), "—") for m in frame["method"]])
+    return [
+        "## What a user gets (outcome metrics)", "",
+        "acc@k: the best true accuracy among the method's top k (acc@1 = the model ranked "
+        "first); regret@k = best - acc@k, with best = the best of *all* the target's candidates "
+        f"(a {DAGGER} partial-coverage method is charged for the models it cannot rank); nregret = "
+        "regret / best; hit@k = 1 if a best model is in the top k. Mean ± std over seeds of the "
+        "mean over targets; rows by acc@1.", "",
+        _md(frame), "", f"- {note}", ""]
+
+
 # -- the main table -----------------------------------------------------------------------
 @dataclass
 class Row:
@@ -216,7 +296,10 @@ def main_table(scores: pd.DataFrame, coverage: pd.DataFrame, needs: dict[str, st
 def _cell(r: Row, c) -> str:
     text = _fmt(r.mean.get(c, float("nan")), r.std.get(c, float("nan")))
     if c in r.vs_best:
-        text += f" {r.vs_best[c].mark()}"
+        mark = r.vs_best[c].mark()
+        if c[0] in LOWER_IS_BETTER:  # the test says "higher"; for a regret lower is better
+            mark = {"▲": "▼", "▼": "▲"}.get(mark, mark)
+        text += f" {mark}"
     return text
 
 
@@ -399,7 +482,9 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
         "publishes it; see coverage below).",
         f"- Metrics: NDCG ideal = `{metric_cfg.get('ndcg_ideal', '?')}`, τ variant = "
         f"`{metric_cfg.get('tau_variant', '?')}` (Kendall tau-b on the top-k intersection); "
-        "R@k = top-k recall; Sum = NDCG@5 + τ@5.",
+        "R@k = top-k recall; Sum = NDCG@5 + τ@5; acc@1 = true accuracy of the model ranked "
+        "first, regret@1 = best candidate's accuracy - acc@1 (lower is better; ▲ = "
+        "significantly lower regret).",
         f"- Seeds: {len(seeds)} ({', '.join(map(str, seeds))}); cells are mean ± std over seeds "
         "of the mean over targets.",
         f"- Coverage: {n_cells} of the {n_zoo_cells} (model, target) cells have ground truth "
@@ -430,6 +515,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     lines.append("")
     lines += _pvalue_block(table, "")
     lines += _submitted_block(run_meta)
+    lines += outcome_section(scores, partial, run_meta)
     if not scores.empty:
         name = f"{FIGURES}/{protocol.name}-methods.png"
         figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
@@ -438,11 +524,16 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     if partial:
         kept: dict = {}
         lines += _common_section(common_runs, protocol, partial, figures, kept)
+    if protocol_name == "mll" and not scores.empty:
+        from benchmark.report import mll_compare
+
+        lines += mll_compare.markdown(scores)
     if protocol_name in REPORTED:
         rep = REPORTED[protocol_name]
         lines += ["## Reported in the literature (not computed here)", "",
                   f"Source: {rep['source']}.", ""]
-        cols = [(m, k) for m, k in MAIN_COLUMNS if any((m, k) in r for r in rep["rows"].values())]
+        cols = [(m, k) for m, k in RANKING_COLUMNS
+                if any((m, k) in r for r in rep["rows"].values())]
         rows = [[name] + [_fmt(r.get(c)) if c in r else "—" for c in cols]
                 for name, r in rep["rows"].items()]
         lines += [tabulate(rows, headers=["method"] + [_label(*c) for c in cols],

@@ -135,13 +135,18 @@ def check_param_names(method: str, cls: type, names: Sequence[str]) -> None:
                              f"(valid: {', '.join(valid) or 'none'})")
 
 
-def parse_metric(text: str, ks: Sequence[int]) -> tuple[str, int]:
-    from benchmark.core.metrics import METRICS
+def parse_metric(text: str, ks: Sequence[int],
+                 outcome_ks: Sequence[int] = (1, 3, 5)) -> tuple[str, int]:
+    """``METRIC@K``: a ranking metric at one of ``ks`` or an outcome metric (acc, regret, ...)
+    at one of ``outcome_ks``."""
+    from benchmark.core.metrics import METRICS, NOISE_METRICS, OUTCOME_METRICS
 
-    name, at, k = text.partition("@")
-    if not at or name not in METRICS or not _is_int_text(k) or int(k) not in ks:
-        raise ValueError(f"--metric {text!r}: expected one of "
-                         f"{', '.join(f'{m}@{k}' for m in METRICS for k in ks)}")
+    outcome = OUTCOME_METRICS + tuple(m for m in NOISE_METRICS if m != "se")
+    valid = [f"{m}@{k}" for m in METRICS for k in ks]
+    valid += [f"{m}@{k}" for m in outcome for k in outcome_ks]
+    if text not in valid or not _is_int_text(text.partition("@")[2]):
+        raise ValueError(f"--metric {text!r}: expected one of {', '.join(valid)}")
+    name, _, k = text.partition("@")
     return name, int(k)
 
 

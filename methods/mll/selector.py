@@ -166,6 +166,7 @@ class MLL(Selector):
     """MLL's selection as a ranking: mean over the target's classes of the reuse metric."""
 
     name = "mll"
+    target_needs = "class names (LLM captions, text embedder); no images, no labels"
     requires = (KIND,)
     citation = (
         "Tan, Zhou, Li, Guo. Vision-Language Model Selection and Reuse for Downstream "

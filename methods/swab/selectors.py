@@ -328,6 +328,7 @@ class RankTransfer(_Bridged, Selector):
     """SWAB's ranking 2 alone, on dataset-level ranks (``swab-ot-text``): text + ground truth."""
 
     name = "swab-ot-text"
+    target_needs = "class names (text embedder); no images, no labels"
     requires: tuple[str, ...] = ()
     citation = CITATION
     stochastic = False
@@ -374,6 +375,7 @@ class SWABText(RankTransfer):
     """SWAB reduced to public data (``swab-text``): ModelGPT + dataset-level rank transfer."""
 
     name = "swab-text"
+    target_needs = "class names (text embeddings of each model); no images, no labels"
     requires = (TEXT_KIND,)
 
     def __init__(
@@ -413,6 +415,8 @@ class SWAB(_Bridged, Selector):
     """SWAB as published (``swab-full``; ablations ``swab-c``, ``swab-m``): needs class-stats."""
 
     name = "swab-full"
+    target_needs = ("class names (text embeddings of each model; image statistics of the "
+                    "sources only); no target images, no labels")
     requires = (TEXT_KIND, CLASS_KIND)
     citation = CITATION
     stochastic = False
