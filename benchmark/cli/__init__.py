@@ -6,6 +6,7 @@
     python -m benchmark check methods.inb:ImageNetBaseline
     python -m benchmark data verify|pull
     python -m benchmark extract <kind> ...
+    python -m benchmark zoo train|build minizoo
 
 Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` and is listed
 in :data:`COMMANDS`; it is imported when the parser is built, so it keeps heavy imports (torch)
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sample-efficiency": ("benchmark.cli.sample_efficiency",
                           "metrics vs number of images (+ plot)"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
+    "zoo": ("benchmark.cli.zoo", "train / build the miniature zoo (minizoo protocol)"),
 }
 
 
