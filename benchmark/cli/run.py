@@ -48,6 +48,13 @@ def run(args) -> int:
     for item in args.set or []:
         method, name, value = parse_param(item)
         overrides.setdefault(method, {})[name] = value
+    if args.protocol == "minizoo":
+        # the synthetic zoo is trained and extracted here, on demand (resumable; seconds
+        # when everything is present): python -m benchmark zoo build minizoo
+        from benchmark.minizoo import pipeline
+
+        pipeline.ensure(csv_list(args.models) or None, features_dir=args.features_dir,
+                        progress=not args.no_progress)
     res = evaluate(
         names, args.protocol, parse_seeds(args.seeds), params=overrides,
         models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,

@@ -67,18 +67,19 @@ def write_configs() -> Path:
     return d
 
 
-def pool(world_seed: int):
-    """The shared training pool: ``POOL_SIZE`` scenes and their clean renders (cached)."""
+def pool(world_seed: int, size: int = POOL_SIZE):
+    """The shared training pool: ``size`` scenes and their clean renders (cached); scene ``i``
+    depends on ``(world_seed, i)`` only, so a smaller pool is a prefix of a larger one."""
     from benchmark.data.upstream import cache_root
 
-    f = cache_root() / "minizoo" / f"pool-s{world_seed}-v{TRAINER_VERSION}.npz"
+    f = cache_root() / "minizoo" / f"pool-s{world_seed}-n{size}-v{TRAINER_VERSION}.npz"
     scenes = []
-    rngs = [w._rng(world_seed, "train", i) for i in range(POOL_SIZE)]
+    rngs = [w._rng(world_seed, "train", i) for i in range(size)]
     for r in rngs:
         scenes.append(w.random_scene(r, domain="clean"))
     if f.is_file():
         return scenes, np.load(f)["images"]
-    imgs = np.stack([np.asarray(w.render(s, r)) for s, r in zip(scenes, rngs)])
+    imgs = np.stack([np.asarray(w.render(s, r)) for s, r in zip(scenes, rngs, strict=True)])
     f.parent.mkdir(parents=True, exist_ok=True)
     tmp = f.with_suffix(".tmp.npz")
     np.savez_compressed(tmp, images=imgs)
@@ -103,7 +104,7 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
     arch = model.tower.arch
     mix = model.mixture
     started = time.perf_counter()
-    scenes, imgs = pool(world_seed)
+    scenes, imgs = pool(world_seed, POOL_SIZE if mix.pool >= POOL_SIZE // 2 else mix.pool)
     n = min(mix.pool, len(scenes))
     kinds = np.array([s.kind == "digit" for s in scenes[:n]])
     pw = np.where(kinds, mix.digit_frac / max(kinds.mean(), 1e-9),
@@ -131,7 +132,7 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
         idx = rng.choice(n, size=mix.batch, p=pw)
         doms = rng.choice(len(w.DOMAINS), size=mix.batch, p=dom)
         batch, caps = [], []
-        for i, d in zip(idx, doms):
+        for i, d in zip(idx, doms, strict=True):
             s = w.with_domain(scenes[i], w.DOMAINS[d])
             im = w.apply_domain(Image.fromarray(imgs[i]), s.domain, rng)
             batch.append(np.asarray(im))
@@ -147,7 +148,7 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
         opt.step()
         with torch.no_grad():
             net.logit_scale.clamp_(0, np.log(100))
-        last = float(loss)
+        last = float(loss.detach())
         if progress and (step % 10 == 9 or step == mix.steps - 1):
             el = time.perf_counter() - started
             print(f"\r  {mid}: step {step + 1}/{mix.steps} loss {last:.3f} {el:.0f} s",
