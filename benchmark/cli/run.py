@@ -54,7 +54,8 @@ def run(args) -> int:
         from benchmark.minizoo import pipeline
 
         pipeline.ensure(csv_list(args.models) or None, features_dir=args.features_dir,
-                        progress=not args.no_progress)
+                        progress=not args.no_progress,
+                        datasets=csv_list(args.datasets) or None)
     res = evaluate(
         names, args.protocol, parse_seeds(args.seeds), params=overrides,
         models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,

@@ -20,7 +20,7 @@ SETTINGS: dict[str, list[str]] = {
     "ground-truth": [],  # every test image (a few hundred per target)
     "conductance": ["--images-per-dataset", "25", "--n-steps", "8", "--batch-size", "25"],
     "text-features": [],
-    "class-stats": [],
+    "class-stats": ["--images-per-dataset", "100"],
 }
 MODULES = {
     "ground-truth": "benchmark.extract.ground_truth_cmd",
@@ -31,15 +31,18 @@ MODULES = {
 
 
 def extract(kind: str, models: list[str], features_dir: str | None = None,
-            progress: bool = True) -> int:
+            progress: bool = True, datasets: list[str] | None = None) -> int:
     mod = importlib.import_module(MODULES[kind])
     p = argparse.ArgumentParser(prog=f"extract {kind}")
     mod.add_arguments(p)
     argv = ["--protocol", "minizoo", "--models", ",".join(models), *SETTINGS[kind]]
-    if kind != "ground-truth":
-        from benchmark.core.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol
 
-        argv += ["--datasets", ",".join(get_protocol("minizoo").datasets)]
+    p_ = get_protocol("minizoo")
+    chosen = list(datasets or p_.datasets)
+    if kind == "ground-truth":
+        chosen = [*chosen, p_.side_dataset]
+    argv += ["--datasets", ",".join(dict.fromkeys(chosen))]
     if features_dir:
         argv += ["--features-dir", features_dir]
     if not progress:
@@ -48,11 +51,13 @@ def extract(kind: str, models: list[str], features_dir: str | None = None,
 
 
 def ensure(models: list[str] | None = None, kinds=tuple(MODULES), world_seed: int = 0,
-           features_dir: str | None = None, progress: bool = True) -> dict[str, float]:
+           features_dir: str | None = None, progress: bool = True,
+           datasets: list[str] | None = None) -> dict[str, float]:
     """Make every stage present for ``models`` (default: the whole zoo); wall time per stage."""
     import torch
 
-    from benchmark.minizoo import datasets, train, zoo
+    from benchmark.minizoo import datasets as world_data
+    from benchmark.minizoo import train, zoo
 
     torch.set_num_threads(train.THREADS)
     chosen = [zoo.find(m)[0] for m in models] if models else list(zoo.MODELS)
@@ -62,11 +67,11 @@ def ensure(models: list[str] | None = None, kinds=tuple(MODULES), world_seed: in
     train.train_missing(world_seed, chosen, progress)
     times["train"] = time.perf_counter() - t
     t = time.perf_counter()
-    datasets.write_images(world_seed)
+    world_data.write_images(world_seed)
     times["images"] = time.perf_counter() - t
     for kind in kinds:
         t = time.perf_counter()
-        rc = extract(kind, ids, features_dir, progress)
+        rc = extract(kind, ids, features_dir, progress, datasets)
         times[kind] = time.perf_counter() - t
         if rc:
             print(f"minizoo: extract {kind} failed (exit {rc})", file=sys.stderr)
