@@ -6,6 +6,7 @@
     python -m benchmark check methods.inb:ImageNetBaseline
     python -m benchmark data verify|pull
     python -m benchmark extract <kind> ...
+    python -m benchmark zoo train|build minizoo
 
 Each command module defines ``add_arguments(parser)`` and ``run(args) -> int`` and is listed
 in :data:`COMMANDS`; it is imported when the parser is built, so it keeps heavy imports (torch)
@@ -37,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "features": ("benchmark.cli.features", "feature packs: export, import (verified), origin"),
     "score": ("benchmark.cli.score", "score submitted predictions against a protocol"),
     "release": ("benchmark.cli.release", "freeze protocols, ground truth and pinned packs"),
+    "zoo": ("benchmark.cli.zoo", "train / build the miniature zoo (minizoo protocol)"),
 }
 
 

@@ -74,6 +74,14 @@ def run(args) -> int:
     out = Path(args.out) if args.out else results.default_out_dir(
         get_protocol(args.protocol).name, Path(args.results))
     with results.reserve(out):  # before computing: exists, unwritable or busy -> one line
+        if args.protocol == "minizoo":
+            # the synthetic zoo is trained and extracted here, on demand (resumable; seconds
+            # when everything is present): python -m benchmark zoo build minizoo
+            from benchmark.minizoo import pipeline
+
+            pipeline.ensure(csv_list(args.models) or None, features_dir=args.features_dir,
+                            progress=not args.no_progress,
+                            datasets=csv_list(args.datasets) or None)
         res = evaluate(
             names, args.protocol, seeds, params=overrides,
             models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,

@@ -36,7 +36,6 @@ import pandas as pd
 
 import methods as method_registry
 from benchmark.core.protocol import (
-    SIDE_DATASET,
     Protocol,
     ProtocolData,
     is_reproduction,
@@ -167,9 +166,10 @@ class Harness:
         features: Mapping[str, dict] | None = None,
         allow_partial: bool = False,
     ) -> None:
-        if SIDE_DATASET in pdata.protocol.datasets and not is_reproduction(pdata.protocol.name):
+        side = pdata.protocol.side_dataset
+        if side in pdata.protocol.datasets and not is_reproduction(pdata.protocol.name):
             raise ValueError(
-                f"protocol {pdata.protocol.name}: {SIDE_DATASET} is side information (every "
+                f"protocol {pdata.protocol.name}: {side} is side information (every "
                 f"view's `imagenet`); as a target its truth would reach every selector. Only "
                 f"the reproduction protocols may do this")
         self.allow_partial = allow_partial

@@ -77,9 +77,20 @@ def parse_lenient_json(text: str) -> Any:
         return json.loads(_MISSING_COMMA.sub(r'",\1"', text))
 
 
+LOCAL_PREFIX = "local:"
+
+
+def read_text(data: DataLayer, key: str) -> str:
+    """An upstream file through ``data``, or (``local:<path>``) a file of the project's own
+    ``datasets/`` folder (the synthetic world's class names, templates and captions)."""
+    if key.startswith(LOCAL_PREFIX):
+        return (_registry_path().parent / key[len(LOCAL_PREFIX):]).read_text(encoding="utf-8")
+    return data.read_text(key)
+
+
 def read_lines(data: DataLayer, key: str) -> tuple[str, ...]:
     """Non-empty, stripped lines of an upstream text file (files may lack a final newline)."""
-    return tuple(line.strip() for line in data.read_text(key).splitlines() if line.strip())
+    return tuple(line.strip() for line in read_text(data, key).splitlines() if line.strip())
 
 
 @dataclass(frozen=True)
@@ -150,4 +161,4 @@ class Catalog:
         key = entry(dataset).get(field)
         if key is None:
             raise KeyError(f"dataset {dataset!r} has no published {field}")
-        return json.loads(self.data.read_text(key))
+        return json.loads(read_text(self.data, key))

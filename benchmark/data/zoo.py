@@ -121,3 +121,20 @@ MLL_49 = (
     "nllb-clip-base:v1",
     "nllb-clip-base-siglip:v1",
 )
+
+# The miniature zoo trained here (benchmark/minizoo/zoo.py MODELS, world seed 0); checked
+# against it in tests/minizoo/test_zoo.py.
+MINIZOO_12 = (
+    "MZ-ViT-2-32-p8:all_s0",
+    "MZ-ViT-2-32-p8:nocolour_s0",
+    "MZ-ViT-2-32-p8:clean_s0",
+    "MZ-ViT-2-32-p8:noisy_s0",
+    "MZ-ViT-3-48-p8:digits_s0",
+    "MZ-ViT-3-48-p8:noshape_s0",
+    "MZ-ViT-4-32-p8:sketchblur_s0",
+    "MZ-ViT-2-32-p4:small_s0",
+    "MZ-RN-1-8:all_s0",
+    "MZ-RN-1-8:dark_s0",
+    "MZ-RN-1-16:nodigit_s0",
+    "MZ-RN-1-16:layout_s0",
+)

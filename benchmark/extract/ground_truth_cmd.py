@@ -124,7 +124,6 @@ class GroundTruthJob(units.Job):
 
 
 def run(args: argparse.Namespace) -> int:
-    from benchmark.core.protocol import SIDE_DATASET
     from benchmark.errors import UsageError
     from benchmark.features.store import FeatureStore
 
@@ -135,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--images-per-dataset must be >= 0 (0 = all test images)")
     protocol = units.protocol_of(args, DEFAULT_PROTOCOL)
     models = units.select_models(args, DEFAULT_PROTOCOL, strict=False)
-    datasets = units.select_datasets(args, [*protocol.datasets, SIDE_DATASET])
+    datasets = units.select_datasets(args, [*protocol.datasets, protocol.side_dataset])
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
     job = GroundTruthJob(args, make_extractor(args), store.root)
     return units.drive(args, job, models, datasets, store)

@@ -4,7 +4,12 @@ A model id ``"ARCH:pretrained"`` maps to ``open_clip.create_model_and_transforms
 pretrained=pretrained)``: open_clip finds the weights in its cache / the Hugging Face cache
 (``HF_HOME``) or downloads them. Without weights the load fails with
 :class:`WeightsUnavailableError` naming the model and how to supply them -- never a silent
-fallback to random weights. ``random_init=True`` builds the architecture with random weights
+fallback to random weights. Local checkpoints come first: an ordinary open_clip checkpoint at
+``<weights>/<ARCH>/<pretrained>.pt`` (``<weights>`` = ``$VLMBENCH_WEIGHTS`` or
+``<cache>/weights``; configs of architectures open_clip does not ship in
+``<weights>/model_configs/``) is passed to open_clip as ``pretrained=<file>`` -- the trained
+miniature zoo (``python -m benchmark zoo train minizoo``) is loaded this way, by the same call as
+published weights. ``random_init=True`` builds the architecture with random weights
 (smoke tests); every pack made that way records it, and ``run`` refuses such packs unless
 ``--allow-random-init`` is given.
 """
@@ -38,6 +43,36 @@ class LoadedModel:
     random_init: bool
 
 
+WEIGHTS_ENV = "VLMBENCH_WEIGHTS"
+
+
+def local_weights_root():
+    import os
+    from pathlib import Path
+
+    from benchmark.data.upstream import cache_root
+
+    env = os.environ.get(WEIGHTS_ENV)
+    return Path(env).expanduser() if env else cache_root() / "weights"
+
+
+def register_local_configs() -> None:
+    """Register the open_clip configs in ``<weights>/model_configs`` (idempotent)."""
+    import open_clip
+
+    d = local_weights_root() / "model_configs"
+    if d.is_dir() and any(d.glob("*.json")):
+        known = set(open_clip.list_models())
+        if any(p.stem not in known for p in d.glob("*.json")):
+            open_clip.add_model_config(d)
+
+
+def local_checkpoint(arch: str, pretrained: str):
+    """``<weights>/<arch>/<pretrained>.pt`` when that file exists, else None."""
+    p = local_weights_root() / arch / f"{pretrained}.pt"
+    return p if p.is_file() else None
+
+
 def split_id(model_id: str) -> tuple[str, str]:
     arch, sep, pretrained = model_id.partition(":")
     if not sep or not arch or not pretrained:
@@ -55,6 +90,8 @@ def load_model(
     import open_clip
 
     arch, pretrained = split_id(model_id)
+    register_local_configs()
+    local = local_checkpoint(arch, pretrained)
     if model_id in NON_OPENCLIP or arch in {m.split(":")[0] for m in NON_OPENCLIP}:
         raise ModelLoadError(
             f"{model_id} is not an open_clip model (BLIP / BEiT-3 were evaluated by SWAB with "
@@ -66,7 +103,7 @@ def load_model(
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             arch,
-            pretrained=None if random_init else pretrained,
+            pretrained=None if random_init else (str(local) if local else pretrained),
             device=device,
             cache_dir=cache_dir,
         )

@@ -497,6 +497,9 @@ def csv(text: str | None) -> list[str]:
 
 
 def register_model_configs(paths: Iterable[str] | None) -> None:
+    from benchmark.extract.models import register_local_configs
+
+    register_local_configs()
     if not paths:
         return
     import open_clip

@@ -1,0 +1,79 @@
+"""The whole minizoo chain from an empty cache, each stage through the real commands.
+
+1. train the zoo (:func:`benchmark.minizoo.train.train_missing`), 2. write the world's test
+image folders (:func:`benchmark.minizoo.datasets.write_images`), 3. ``extract ground-truth``,
+4. ``extract conductance`` / ``text-features`` / ``class-stats`` -- the same command modules as
+``python -m benchmark extract <kind> --protocol minizoo``, with the protocol's cheaper settings
+(:data:`SETTINGS`). Every stage is resumable (present checkpoints, images and records are
+skipped), so a second call costs a few seconds. Per-stage wall times are returned.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import time
+
+#: kind -> extra command-line options (the protocol's fixed, cheaper settings)
+SETTINGS: dict[str, list[str]] = {
+    "ground-truth": [],  # every test image (a few hundred per target)
+    "conductance": ["--images-per-dataset", "25", "--n-steps", "8", "--batch-size", "25"],
+    "text-features": [],
+    "class-stats": ["--images-per-dataset", "100"],
+}
+MODULES = {
+    "ground-truth": "benchmark.extract.ground_truth_cmd",
+    "conductance": "benchmark.extract.conductance_cmd",
+    "text-features": "benchmark.extract.text_features_cmd",
+    "class-stats": "benchmark.extract.class_stats_cmd",
+}
+
+
+def extract(kind: str, models: list[str], features_dir: str | None = None,
+            progress: bool = True, datasets: list[str] | None = None) -> int:
+    mod = importlib.import_module(MODULES[kind])
+    p = argparse.ArgumentParser(prog=f"extract {kind}")
+    mod.add_arguments(p)
+    argv = ["--protocol", "minizoo", "--models", ",".join(models), *SETTINGS[kind]]
+    from benchmark.core.protocol import get_protocol
+
+    p_ = get_protocol("minizoo")
+    chosen = list(datasets or p_.datasets)
+    if kind == "ground-truth":
+        chosen = [*chosen, p_.side_dataset]
+    argv += ["--datasets", ",".join(dict.fromkeys(chosen))]
+    if features_dir:
+        argv += ["--features-dir", features_dir]
+    if not progress:
+        argv += ["--no-progress"]
+    return mod.run(p.parse_args(argv))
+
+
+def ensure(models: list[str] | None = None, kinds=tuple(MODULES), world_seed: int = 0,
+           features_dir: str | None = None, progress: bool = True,
+           datasets: list[str] | None = None) -> dict[str, float]:
+    """Make every stage present for ``models`` (default: the whole zoo); wall time per stage."""
+    import torch
+
+    from benchmark.minizoo import datasets as world_data
+    from benchmark.minizoo import train, zoo
+
+    torch.set_num_threads(train.THREADS)
+    chosen = [zoo.find(m)[0] for m in models] if models else list(zoo.MODELS)
+    ids = [m.id(world_seed) for m in chosen]
+    times: dict[str, float] = {}
+    t = time.perf_counter()
+    train.train_missing(world_seed, chosen, progress)
+    times["train"] = time.perf_counter() - t
+    t = time.perf_counter()
+    world_data.write_images(world_seed)
+    times["images"] = time.perf_counter() - t
+    for kind in kinds:
+        t = time.perf_counter()
+        rc = extract(kind, ids, features_dir, progress, datasets)
+        times[kind] = time.perf_counter() - t
+        if rc:
+            print(f"minizoo: extract {kind} failed (exit {rc})", file=sys.stderr)
+            break
+    return times
