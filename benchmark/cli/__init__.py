@@ -30,6 +30,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("benchmark.cli.sweep", "a method's metrics over a grid of its parameters (+ heatmap)"),
     "sample-efficiency": ("benchmark.cli.sample_efficiency",
                           "metrics vs number of images (+ plot)"),
+    "upstream-gap": ("benchmark.cli.upstream_gap",
+                     "upstream code's number reproduced, then decomposed into its artefacts"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
 }
 
