@@ -89,3 +89,26 @@ def test_subsets_in_lovm_order() -> None:
     assert u.lovm_features("G,C,INB") == u.LOVM_FEATURE_ORDER
     assert len(u.all_subsets(u.LOVM_FEATURE_ORDER)) == 127
     assert u.all_subsets(("a", "b"))[:3] == [("a",), ("b",), ("a", "b")]
+
+
+def test_decompose_goes_from_upstream_output_to_clean_protocol(data) -> None:
+    from benchmark.core.harness import Harness
+    from benchmark.core.metrics import MetricConfig
+
+    rows = u.decompose(data, "C")
+    search, full = (next(r for r in FIXTURE["lovm"] if r["scores"] == "C" and r["subsets"] is b)
+                    for b in (True, False))
+    assert [r["step"].split(" (")[0] for r in rows] == [
+        "reproduced", "- subset choice on the test targets",
+        "- ImageNet-1k as target and source", "- LOVM's tau"]
+    assert round(rows[0]["recall@5"], 4) == round(search["acc"], 4)
+    assert round(rows[0]["tau"], 4) == round(search["k_tau"], 4)
+    assert u.SELECTED_ON_TEST in rows[0]["features"]
+    assert round(rows[1]["tau"], 4) == round(full["k_tau"], 4)
+    clean = Harness.from_data(get_protocol("lovm").with_options(
+        seeds=(0,), metrics=MetricConfig(ks=(5,))), data)
+    assert (rows[-1]["recall@5"], rows[-1]["tau"]) == pytest.approx(
+        u.evaluate_features(clean, u.lovm_features("C")), abs=1e-12)
+    total = sum(r["d_tau"] for r in rows[1:])
+    assert total == pytest.approx(rows[-1]["tau"] - rows[0]["tau"], abs=1e-12)
+    assert "selected on the test targets" in u.markdown(rows, "lovm-upstream")

@@ -130,7 +130,9 @@ def decompose(data, score_set: str = "G,C,INB", upstream: str = "lovm-upstream")
     """Rows from the upstream code's number to the clean protocol's, one artefact per step.
 
     Steps: ``reproduced`` (the upstream protocol, subset chosen on the test targets), then
-    ``- subset choice`` (all features of the score set), ``- ImageNet-1k target`` (the clean
+    ``- subset choice`` (all features of the score set), ``- published IN-score`` (when the
+    set has IN-score: ModelGPT reads the ground-truth table's ImageNet-1k top-1 instead of
+    LOVM's CSV column; a ground-truth-source difference), ``- ImageNet-1k target`` (the clean
     protocol's 22 targets, ImageNet-1k side information only), ``- tau variant`` (the
     project's tau: clean). Each row: recall@5, tau, and the change from the row before.
     """
@@ -155,6 +157,10 @@ def decompose(data, score_set: str = "G,C,INB", upstream: str = "lovm-upstream")
                    else "- subset choice on the test targets"),
                   *evaluate_features(h_up, feats, h_up_inb), "+".join(feats),
                   "" if len(feats) == 1 else "all features of the score set"))
+    if "IN-score" in feats and upstream == "lovm-upstream":
+        steps.append(("- LOVM's published IN-score", *evaluate_features(h_up_inb, feats),
+                      "+".join(feats), "ModelGPT's IN-score from the ground-truth table, not "
+                      "LOVM's features CSV (differs by <= 2.6e-4)"))
     steps.append(("- ImageNet-1k as target and source", *evaluate_features(h_22, feats),
                   "+".join(feats), f"{len(LOVM_TARGETS)} targets; ImageNet-1k side info only"))
     steps.append(("- LOVM's tau (clean protocol)", *evaluate_features(h_clean, feats),
