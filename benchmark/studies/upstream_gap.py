@@ -10,8 +10,9 @@ protocols remove:
    at every target's ground truth (:func:`subset_search`, reproduction protocols only);
 2. **ImageNet-1k target**: ``DATASET_TO_REMOVE = []`` keeps ImageNet-1k as a target and a
    source (23 datasets) while it is also INB's and ModelGPT's side information;
-3. **tau variant**: Kendall's tau between the ranks of the true top-5 models only
-   (``tau_variant="lovm"``) instead of the project's tau over all candidates.
+3. **tau variant**: LOVM's ``get_k_tau`` (``tau_variant="lovm"``): tau on int-truncated ranks
+   within the top-5 overlap, 0 unless at least 3 models overlap; the project's tau@5 counts
+   an overlap of 2 (:mod:`benchmark.core.metrics`).
 
 :func:`decompose` removes them in that order (1, 2, 3), one step at a time, from the
 ``*-upstream`` protocol (what the upstream code prints) to the clean protocol; each row's
@@ -164,7 +165,8 @@ def decompose(data, score_set: str = "G,C,INB", upstream: str = "lovm-upstream")
     steps.append(("- ImageNet-1k as target and source", *evaluate_features(h_22, feats),
                   "+".join(feats), f"{len(LOVM_TARGETS)} targets; ImageNet-1k side info only"))
     steps.append(("- LOVM's tau (clean protocol)", *evaluate_features(h_clean, feats),
-                  "+".join(feats), "tau over all candidates"))
+                  "+".join(feats), "project's tau@5: tau-b on the top-5 overlap, ±1 when "
+                  "2 models overlap (LOVM's: 0 unless 3 or more)"))
     rows, prev = [], None
     for step, r5, tau, features, why in steps:
         rows.append({"score_set": score_set, "step": step, "recall@5": r5, "tau": tau,
