@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "proxy-reliability": ("benchmark.cli.proxy_reliability",
                           "DCD Table 1: task-distance proxies vs per-model accuracy gaps (+ plot)"),
     "seed-boxplots": ("benchmark.cli.seed_boxplots", "per-seed box plots of a run's metrics (DCD Fig. 5)"),
+    "upstream-gap": ("benchmark.cli.upstream_gap",
+                     "upstream code's number reproduced, then decomposed into its artefacts"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
     "features": ("benchmark.cli.features", "feature packs: export, import (verified), origin"),
     "score": ("benchmark.cli.score", "score submitted predictions against a protocol"),

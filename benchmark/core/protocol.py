@@ -13,6 +13,11 @@ Named protocols:
 - ``lovm``: LOVM's 35 models on its 23 datasets minus ``imagenet1k`` (LOVM's table).
 - ``swab``: SWAB's 43 models on the same 22 datasets (SWAB's table).
 - ``mll``: MLL's 49 models on MLL's 17 targets, where open_clip's docs or LOVM publish top-1.
+- ``lovm-upstream``, ``swab-upstream``: REPRODUCTION protocols (:data:`REPRODUCTION_PROTOCOLS`):
+  what ``orrzohar/LOVM`` and ``YCaigogogo/SWAB`` compute, leakage included -- all 23 datasets
+  (ImageNet-1k a target and a source as well as INB's side information), LOVM's tau, R@5, one
+  seed. Never in the main leaderboard tables; ``python -m benchmark upstream-gap`` decomposes
+  their numbers into the artefacts (:mod:`benchmark.studies.upstream_gap`).
 
 Custom protocols: a TOML file (:func:`load_protocol_file`; ``--protocol path/to/my.toml``
 wherever a protocol name is accepted) with the fields of :data:`PROTOCOL_FILE_FIELDS`, e.g. a
@@ -289,9 +294,35 @@ def _protocols() -> dict[str, Protocol]:
             ),
             citation="benchmark/minizoo (issue 12)",
         ),
+        **{
+            name: Protocol(
+                name=name,
+                description=f"REPRODUCTION of {repo}'s own code (leakage included): {zoo_desc} "
+                            "x its 23 datasets, ImageNet-1k a target too; LOVM's tau, R@5",
+                zoo=zoo_ids,
+                datasets=LOVM_DATASETS,
+                gt_sources=(gt,),
+                seeds=(0,),
+                metrics=MetricConfig(ks=(5,), tau_variant="lovm"),
+                notes=(REPRODUCTION_NOTE, *extra),
+                citation=cite,
+            )
+            for name, repo, zoo_desc, zoo_ids, gt, extra, cite in (
+                ("lovm-upstream", "orrzohar/LOVM", "LOVM's 35 models", zoo.LOVM_35, "lovm",
+                 (), lovm_cite),
+                ("swab-upstream", "YCaigogogo/SWAB", "SWAB's 43 models", zoo.SWAB_43, "swab",
+                 (FER_NOTE,), swab_cite),
+            )
+        },
     }
 
 
+REPRODUCTION_NOTE = (
+    "Reproduction protocol: reproduces the upstream code's numbers, NOT a clean evaluation. "
+    "ImageNet-1k is a target and a source while also INB's and ModelGPT's side information "
+    "(its truth reaches the selectors, as in the upstream code); numbers here are not "
+    "comparable with the clean protocols (`python -m benchmark upstream-gap`)."
+)
 PROTOCOLS = _protocols()
 DEFAULT_PROTOCOL = "dcd48"
 
