@@ -15,29 +15,15 @@ fallback to random weights. ``random_init=True`` builds the architecture with ra
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from benchmark.data.zoo import NON_OPENCLIP
+from benchmark.extract.model_types import (  # noqa: F401  (re-exported)
+    LoadedModel,
+    ModelLoadError,
+    WeightsUnavailableError,
+)
 
 log = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """A zoo model cannot be loaded for extraction (one-line message with the fix)."""
-
-
-class WeightsUnavailableError(ModelLoadError):
-    pass
-
-
-@dataclass
-class LoadedModel:
-    id: str
-    model: Any  # open_clip CLIP / CustomTextCLIP / CoCa, eval mode
-    preprocess: Any  # the model's own eval transform (PIL image -> tensor)
-    tokenizer: Any
-    random_init: bool
 
 
 def split_id(model_id: str) -> tuple[str, str]:

@@ -44,7 +44,7 @@ Weights. BLIP: the Hugging Face cache (``HF_HOME``, or ``--weights-dir`` as its 
 offline (``HF_HUB_OFFLINE`` / ``VLMBENCH_OFFLINE``) only the cache is read. BEiT-3: release
 files, never downloaded: ``<dir>/beit3_..._retrieval.pth`` and ``<dir>/beit3.spm`` with
 ``<dir>`` = ``--weights-dir``, else ``$VLMBENCH_WEIGHTS/beit3``, else
-``$VLMBENCH_CACHE/weights/beit3``. Missing: :class:`~benchmark.extract.models.
+``$VLMBENCH_CACHE/weights/beit3``. Missing: :class:`~benchmark.extract.model_types.
 WeightsUnavailableError`, one line naming the model and where its files are expected.
 """
 
@@ -473,7 +473,7 @@ def beit3_dir(weights_dir: str | None = None) -> Path:
 def _need(module: str, model_id: str) -> None:
     import importlib.util
 
-    from benchmark.extract.models import ModelLoadError
+    from benchmark.extract.model_types import ModelLoadError
 
     if importlib.util.find_spec(module) is None:
         raise ModelLoadError(f"{model_id} needs {module}: pip install 'vlmbench[towers]'")
@@ -482,7 +482,7 @@ def _need(module: str, model_id: str) -> None:
 def load_tower(model_id: str, random_init: bool = False, device: str = "cpu",
                cache_dir: str | None = None):
     """The :class:`~benchmark.extract.models.LoadedModel` of a BLIP / BEiT-3 model."""
-    from benchmark.extract.models import LoadedModel, WeightsUnavailableError
+    from benchmark.extract.model_types import LoadedModel, WeightsUnavailableError
 
     spec = SPECS[model_id]
     if spec.family == "BLIP":
