@@ -55,9 +55,77 @@ TEST_SIZES = {
 }  # fmt: skip
 APPROXIMATE = {"sun397", "voc2007", "dmlab", "diabetic_retinopathy"}
 KINDS = ("conductance", "text-features", "class-stats", "model-labels", "ground-truth")
+#: BLIP / BEiT-3 (no open_clip profile row): (active params per image / text token, millions;
+#: image tokens at SWAB's resolution; text tokens; width; layers). Active = what one token
+#: passes through: BLIP ViT-B/16 86M, ViT-L/16 304M, BERT-base 86M without embeddings;
+#: BEiT-3 (published totals 222M / 674M) = (total - 64,010 x width text embedding) / 2 ways.
+TOWERS = {
+    "BLIP-base": (86, 86, 197, 35, 768, 12),
+    "BLIP-large": (304, 86, 197, 35, 1024, 24),
+    "BEIT3-base": ((222 - 49.2) / 2, (222 - 49.2) / 2, 577, 64, 768, 12),
+    "BEIT3-large": ((674 - 65.5) / 2, (674 - 65.5) / 2, 577, 64, 1024, 24),
+}
+
+
+def tower_gflops(params_m: float, tokens: int, width: int, layers: int) -> float:
+    """Forward GFLOPs of a transformer pass: 2 x active params x tokens (the matmuls), plus
+    attention scores and mixing, 4 x tokens^2 x width per layer."""
+    return (2 * params_m * 1e6 * tokens + 4 * tokens**2 * width * layers) / 1e9
+
+
+def tower_of(model: str) -> str | None:
+    family, _, pretrained = model.partition(":")
+    if family in ("BLIP", "BEIT3"):
+        return f"{family}-{pretrained.split('_')[1]}"
+    return None
+
+
+def measure_tower_ratio() -> dict[str, float]:
+    """CPU time of the BLIP / BEiT-3 implementations over an open_clip ViT of the same shape
+    (tiny: width 64, 4 layers, 64 px, patch 8), image forward and conductance: how their
+    throughput per FLOP compares with the ViT-B-32 family's."""
+    import open_clip
+    import torch
+    from transformers import BlipConfig, BlipForImageTextRetrieval
+
+    from benchmark.extract import towers
+    from benchmark.extract.blocks import find_blocks
+    from benchmark.extract.conductance import block_conductance
+
+    torch.manual_seed(0)
+    vit = open_clip.CLIP(embed_dim=64, vision_cfg=dict(image_size=64, patch_size=8, width=64,
+                                                       layers=4, head_width=32),
+                         text_cfg=dict(context_length=8, vocab_size=64, width=16, heads=2,
+                                       layers=1)).eval()
+    blip = towers.BlipTowers(BlipForImageTextRetrieval(BlipConfig(
+        vision_config=dict(hidden_size=64, intermediate_size=256, num_hidden_layers=4,
+                           num_attention_heads=2, image_size=64, patch_size=8),
+        text_config=dict(vocab_size=64, hidden_size=64, intermediate_size=256,
+                         num_hidden_layers=1, num_attention_heads=2, encoder_hidden_size=64),
+        image_text_hidden_size=64))).eval()
+    beit3 = towers.Beit3Retrieval(towers.Beit3Config(image_size=64, patch_size=8, dim=64,
+                                                     heads=2, layers=4, vocab_size=64,
+                                                     max_positions=70)).eval()
+    x = torch.randn(16, 3, 64, 64)
+
+    def cost(model):
+        with torch.no_grad():
+            fwd = _best(lambda: model.encode_image(x), reps=3)
+        blocks = find_blocks(model.visual)
+        cond = _best(lambda: block_conductance(model, x[:4], blocks, n_steps=8), reps=2)
+        return fwd, cond
+
+    base = cost(vit)
+    out = {}
+    for name, model in (("BLIP", blip), ("BEIT3", beit3)):
+        fwd, cond = cost(model)
+        out[f"{name}:image"], out[f"{name}:conductance"] = fwd / base[0], cond / base[1]
+    return out
 
 
 def family_of(arch: str) -> str:
+    if arch.startswith(("BLIP-", "BEIT3-")):
+        return "ViT-B-32"
     if arch.startswith("RN"):
         return "RN50"
     if arch.startswith("convnext"):
@@ -129,7 +197,11 @@ def workload(data) -> dict[str, dict[str, float]]:
 def gpu_hours(profile: pd.DataFrame, arch: str, thr: dict[str, dict[str, float]],
               work: dict[str, dict[str, float]], factor: float) -> dict[str, float]:
     row = profile.loc[arch]
-    t = thr[family_of(arch)]  # effective CPU GFLOP/s of the family
+    t = dict(thr[family_of(arch)])  # effective CPU GFLOP/s of the family
+    for op in ("image", "conductance"):  # BLIP / BEiT-3: measured relative to the same ViT
+        ratio = thr.get("towers", {}).get(f"{arch.split('-')[0]}:{op}")
+        if ratio:
+            t[op] = t[op] / ratio
     out = {}
     for kind, w in work.items():
         cpu = (w.get("images", 0) * row.image_gflops / t["image"]
@@ -180,6 +252,21 @@ def render(measured, thr, table: pd.DataFrame, totals: dict[str, float], work, f
         m, t = measured[f], thr[f]
         lines.append(f"| {f} | {m['image']:.3f} | {m['text']:.4f} | {m['conductance']:.3f} | "
                      f"{t['image']:.0f} | {t['text']:.0f} | {t['conductance']:.0f} |")
+    tr = thr.get("towers", {})
+    if tr:
+        lines += [
+            "",
+            "**BLIP and BEiT-3** have no row in open_clip's profile. Their GFLOPs are computed "
+            "from published parameter counts: forward GFLOPs = 2 x active parameters x tokens "
+            "+ 4 x tokens^2 x width x layers (attention), with the active parameters a token "
+            "passes through (BLIP: ViT-B/16 86M, ViT-L/16 304M, BERT-base 86M without "
+            "embeddings, 197 image tokens at SWAB's 224 px, 35 text tokens; BEiT-3: (222M / "
+            "674M published - the 64,010-token embedding) / 2 modality experts, 577 image "
+            "tokens at 384 px, 64 text tokens). Their throughput is the ViT-B-32 family's, "
+            "divided by the measured CPU time of this project's implementation over an "
+            "open_clip ViT of the same tiny shape (width 64, 4 layers, 64 px, patch 8): "
+            + ", ".join(f"{k} x{v:.2f}" for k, v in sorted(tr.items())) + ".",
+        ]
     approx = ", ".join(sorted(APPROXIMATE))
     lines += [
         "",
@@ -214,7 +301,8 @@ def render(measured, thr, table: pd.DataFrame, totals: dict[str, float], work, f
         f"| **dcd48 zoo ({int(table['count'].sum())} extractable models)** | | | | {cells} | "
         f"**{sum(totals.values()):.0f}** |",
         "",
-        "BLIP and BEiT-3 (8 models of dcd48) have no open_clip loader and are not extracted.",
+        "BLIP and BEiT-3 (8 models of dcd48) load through `benchmark/extract/towers.py`; their",
+        "rows use the parameter-count GFLOPs above (text GFLOPs likewise).",
         "A unit (one model on one dataset) costs on average the figure above divided by 21 (22 for",
         "ground truth, 6 records for model labels; ImageNet-1k alone is 15% of the ground truth):",
         "small enough for one task each on Ray or a SLURM array (`docs/slurm.md`).",
@@ -242,7 +330,12 @@ def main() -> None:
     thr = {f: {op: profile.loc[f, "text_gflops" if op == "text" else "image_gflops"] / s
                for op, s in measured[f].items()} for f in FAMILIES}
     work = workload(data)
-    counts = Counter(m.partition(":")[0] for m in zoo.DCD_48)
+    counts = Counter(tower_of(m) or m.partition(":")[0] for m in zoo.DCD_48)
+    thr["towers"] = measure_tower_ratio()
+    for name, (p_img, p_txt, n_img, n_txt, width, layers) in TOWERS.items():
+        profile.loc[name, "image_gflops"] = tower_gflops(p_img, n_img, width, layers)
+        profile.loc[name, "text_gflops"] = tower_gflops(p_txt, n_txt, width, layers
+                                                        if name.startswith("BEIT3") else 12)
     rows = {}
     for arch, n in counts.items():
         if arch in profile.index:

@@ -300,13 +300,14 @@ def test_partial_kind_ranks_covered_models_and_common_candidates_align_methods(d
     assert (preds["inb"] == preds["modelgpt"]).all()
 
 
-def test_strict_kind_ignores_models_that_cannot_be_extracted(data, tmp_path):
-    """BLIP / BEiT-3 can never have conductance: they are not listed as missing."""
+def test_strict_kind_lists_blip_and_beit3_as_missing(data, tmp_path):
+    """BLIP / BEiT-3 load through benchmark.extract.towers: missing records are named."""
     protocol = get_protocol("swab").restrict_zoo(["RN50:openai", "BLIP:retrieval_base_coco"])
     h = Harness.from_data(protocol, data, FeatureStore(tmp_path))
     (run,) = resolve_methods(["tests.test_harness:_NeedsConductance"])
     lines = h.missing_features(run)
-    assert len(lines) == 1 and "RN50:openai" in lines[0]
+    assert len(lines) == 2 and "RN50:openai" in lines[0]
+    assert "--models BLIP:retrieval_base_coco" in lines[1]
     relaxed = Harness.from_data(protocol, data, FeatureStore(tmp_path), allow_partial=True)
     assert relaxed.missing_features(run) == [
         "  conductance: no records for any model of swab: python -m benchmark extract "

@@ -58,6 +58,8 @@ NON_OPENCLIP = (
     "BEIT3:retrieval_large_f30k",
 )
 SWAB_43 = LOVM_35 + NON_OPENCLIP
+#: the non-open_clip models the extraction stage loads (benchmark/extract/towers.py): all of them
+TOWER_MODELS = frozenset(NON_OPENCLIP)
 
 # The five models the DCD paper adds to SWAB's 43 (ground truth: open_clip's results table).
 DCD_EXTRA_5 = (

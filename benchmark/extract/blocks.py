@@ -11,7 +11,13 @@ tower (``model.visual``)    blocks                                       names (
 ``TimmModel``, blocks       timm ViT / SigLIP / EVA / PE / ViTamin:      ``trunk.blocks.{i}``
                             every transformer block
 ``TimmModel``, layers       Swin: each stage                             ``trunk.layers.{i}``
+``BlipVisionModel`` (BLIP)  every ViT encoder layer (transformers)       ``encoder.layers.{i}``
+``Beit3Backbone`` (BEiT-3)  every multiway layer (vision experts run)    ``encoder.layers.{i}``
 ==========================  ==========================================  ============================
+
+BLIP and BEiT-3 (:mod:`benchmark.extract.towers`): ``model.visual`` is the ViT of BLIP's
+retrieval model and the whole BEiT-3 backbone (image tokens take its vision experts, so the
+image path is a plain pre-LN ViT through those layers).
 
 A timm trunk is classified by the container it owns, in that order of preference: hierarchical
 networks (``stages``) are split into stages, as the method asks for ConvNeXt; isotropic
@@ -36,7 +42,8 @@ SUPPORTED_FAMILIES = (
     "open_clip ModifiedResNet (layer1..layer4), "
     "open_clip VisionTransformer incl. CoCa (transformer.resblocks), "
     "open_clip TimmModel with a trunk owning `stages` (ConvNeXt, FastViT), "
-    "`blocks` (ViT, EVA) or `layers` (Swin)"
+    "`blocks` (ViT, EVA) or `layers` (Swin), "
+    "BLIP's transformers BlipVisionModel and BEiT-3's multiway backbone (encoder.layers)"
 )
 
 # Preference order for timm trunks: see the module docstring.
@@ -60,6 +67,14 @@ def _unsupported(visual: nn.Module, why: str = "") -> BlockDiscoveryError:
     )
 
 
+def _is_tower_visual(visual: nn.Module) -> bool:
+    """BLIP's ``BlipVisionModel`` or BEiT-3's backbone, without importing transformers."""
+    name = type(visual).__name__
+    if name == "Beit3Backbone":
+        return True
+    return name == "BlipVisionModel" and type(visual).__module__.startswith("transformers.")
+
+
 def find_blocks(visual: nn.Module) -> list[tuple[str, nn.Module]]:
     """Return the ordered ``(qualified name, module)`` blocks of an open_clip visual tower.
 
@@ -70,7 +85,9 @@ def find_blocks(visual: nn.Module) -> list[tuple[str, nn.Module]]:
     from open_clip.timm_model import TimmModel
     from open_clip.transformer import VisionTransformer
 
-    if isinstance(visual, ModifiedResNet):
+    if _is_tower_visual(visual):
+        blocks = _children_of(visual.encoder.layers, "encoder.layers")
+    elif isinstance(visual, ModifiedResNet):
         blocks = [
             (name, getattr(visual, name)) for name in ("layer1", "layer2", "layer3", "layer4")
         ]

@@ -18,9 +18,9 @@ computes only the others. A model is loaded only when one of its records is miss
 resume, shards (``--shard i/N``) and backends (``--backend ray``) are the shared driver's
 (:mod:`benchmark.extract.units`); this module says what one (model, dataset) record is.
 
-Refusals, all before any work: unknown models or datasets ("did you mean"); models outside
-open_clip (BLIP, BEiT-3 -- evaluated by SWAB with their own code) unless
-``--skip-unextractable``; datasets whose images cannot be opened. During the run: missing
+Refusals, all before any work: unknown models or datasets ("did you mean"); models no loader
+exists for unless ``--skip-unextractable`` (BLIP and BEiT-3 load through
+:mod:`benchmark.extract.towers`); datasets whose images cannot be opened. During the run: missing
 weights (:class:`~benchmark.extract.models.WeightsUnavailableError`, never a silent fallback to
 random weights) and towers whose blocks cannot be found stop the command with one line.
 """

@@ -1,5 +1,8 @@
 """Loading zoo models for the extraction stage (open_clip; torch imported here only).
 
+BLIP and BEiT-3 (SWAB's 8 non-open_clip models) load through :mod:`benchmark.extract.towers`
+behind the same interface (``encode_image``, ``encode_text``, ``visual``, preprocess, tokenizer).
+
 A model id ``"ARCH:pretrained"`` maps to ``open_clip.create_model_and_transforms(ARCH,
 pretrained=pretrained)``: open_clip finds the weights in its cache / the Hugging Face cache
 (``HF_HOME``) or downloads them. Without weights the load fails with
@@ -17,30 +20,16 @@ published weights. ``random_init=True`` builds the architecture with random weig
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
 
 from benchmark.data.zoo import NON_OPENCLIP
 from benchmark.errors import one_line
+from benchmark.extract.model_types import (  # noqa: F401  (re-exported)
+    LoadedModel,
+    ModelLoadError,
+    WeightsUnavailableError,
+)
 
 log = logging.getLogger(__name__)
-
-
-class ModelLoadError(RuntimeError):
-    """A zoo model cannot be loaded for extraction (one-line message with the fix)."""
-
-
-class WeightsUnavailableError(ModelLoadError):
-    pass
-
-
-@dataclass
-class LoadedModel:
-    id: str
-    model: Any  # open_clip CLIP / CustomTextCLIP / CoCa, eval mode
-    preprocess: Any  # the model's own eval transform (PIL image -> tensor)
-    tokenizer: Any
-    random_init: bool
 
 
 WEIGHTS_ENV = "VLMBENCH_WEIGHTS"
@@ -87,16 +76,19 @@ def load_model(
     cache_dir: str | None = None,
 ) -> LoadedModel:
     """Build an open_clip model with its eval preprocessing and tokenizer."""
-    import open_clip
+    from benchmark.extract import towers
 
     arch, pretrained = split_id(model_id)
+    if towers.is_tower_model(model_id):
+        return towers.load_tower(model_id, random_init=random_init, device=device,
+                                 cache_dir=cache_dir)
     register_local_configs()
     local = local_checkpoint(arch, pretrained)
     if model_id in NON_OPENCLIP or arch in {m.split(":")[0] for m in NON_OPENCLIP}:
         raise ModelLoadError(
-            f"{model_id} is not an open_clip model (BLIP / BEiT-3 were evaluated by SWAB with "
-            f"their own code); no loader exists for it, so it cannot be extracted"
-        )
+            f"{model_id}: unknown {arch} model (known: {', '.join(towers.SPECS)})")
+    import open_clip
+
     if arch not in open_clip.list_models():
         raise ModelLoadError(f"{model_id}: open_clip {open_clip.__version__} has no "
                              f"architecture {arch!r}")

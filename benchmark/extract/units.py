@@ -451,14 +451,16 @@ def add_common_arguments(
     if datasets_help is not None:
         g.add_argument("--datasets", help=datasets_help)
     g.add_argument("--skip-unextractable", action="store_true",
-                   help="skip models no loader exists for (BLIP, BEiT-3) instead of failing")
+                   help="skip models no loader exists for instead of failing")
     g = p.add_argument_group("models and data")
     g.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     g.add_argument("--random-init", action="store_true",
                    help="random weights (smoke tests); recorded, and refused by `run` unless "
                    "--allow-random-init")
     g.add_argument("--weights-dir",
-                   help="open_clip weights cache (default: open_clip's / HF_HOME)")
+                   help="open_clip weights cache (default: open_clip's / HF_HOME); for BLIP the "
+                   "Hugging Face cache_dir, for BEiT-3 the folder of its release files "
+                   "(default $VLMBENCH_WEIGHTS/beit3)")
     g.add_argument("--model-config", action="append", metavar="JSON",
                    help="an open_clip model config file (or a folder of them) to register "
                    "before loading, for architectures open_clip does not ship (repeatable)")
@@ -545,14 +547,14 @@ def code_version() -> str:
 
 def not_extractable(model: str) -> str | None:
     """Why ``model`` cannot be extracted here, or None."""
-    from benchmark.data.zoo import NON_OPENCLIP
+    from benchmark.data.zoo import NON_OPENCLIP, TOWER_MODELS
 
     arch = model.partition(":")[0]
+    if model in TOWER_MODELS:
+        return None
     if model in NON_OPENCLIP or arch in {m.partition(":")[0] for m in NON_OPENCLIP}:
-        return (
-            f"{model}: not extractable -- not an open_clip model (SWAB evaluated BLIP / "
-            f"BEiT-3 with their own code) and no loader exists for it"
-        )
+        return (f"{model}: not extractable -- no {arch} loader for it (known: "
+                f"{', '.join(sorted(TOWER_MODELS))})")
     return None
 
 
@@ -588,7 +590,7 @@ def select_models(args: argparse.Namespace, default_protocol: str | None,
     skipped = [(m, why) for m in models if (why := not_extractable(m))]
     if skipped and not args.skip_unextractable:
         raise UsageError(
-            f"{len(skipped)} model(s) not extractable (not open_clip models; no loader exists): "
+            f"{len(skipped)} model(s) not extractable (no loader exists): "
             f"{', '.join(m for m, _ in skipped)}; pass --skip-unextractable to extract the others"
         )
     for _, why in skipped:
@@ -607,9 +609,13 @@ def _check_architectures(args: argparse.Namespace, models: list[str]) -> None:
     from benchmark.extract.models import split_id
 
     register_model_configs(getattr(args, "model_config", None))
+    from benchmark.data.zoo import TOWER_MODELS
+
     archs = open_clip.list_models()
     for m in models:
         arch, _ = split_id(m)
+        if m in TOWER_MODELS:
+            continue
         if arch not in archs:
             raise UsageError(unknown_message("open_clip architecture", arch, archs)
                            + "; register a config with --model-config")

@@ -181,10 +181,12 @@ KINDS: Mapping[str, FeatureKind] = MappingProxyType(_KINDS)
 
 
 def extractable(model: str) -> bool:
-    """Whether the extraction stage can load ``model`` (open_clip models only)."""
-    from benchmark.data.zoo import NON_OPENCLIP
+    """Whether the extraction stage can load ``model``: open_clip models, and SWAB's BLIP /
+    BEiT-3 retrieval models (``benchmark.extract.towers``; all 48 of ``dcd48``)."""
+    from benchmark.data.zoo import NON_OPENCLIP, TOWER_MODELS
 
-    return model not in NON_OPENCLIP
+    return model not in NON_OPENCLIP or model in TOWER_MODELS
+
 
 
 def get_kind(name: str) -> FeatureKind:

@@ -228,25 +228,33 @@ def test_missing_weights_fail_with_one_line_naming_the_model(cli, tmp_path, caps
     assert cli.store.datasets("conductance", MODELS[1]) == []
 
 
-def test_non_open_clip_models_are_not_extractable(cli, loads, capsys):
-    assert cli("--random-init", models=("BLIP:retrieval_base_coco", MODELS[0])) == 2
-    err = capsys.readouterr().err
-    assert "not extractable" in err and "BLIP:retrieval_base_coco" in err
-    assert "--skip-unextractable" in err and loads == []
+def test_blip_and_beit3_are_extracted_like_open_clip_models(cli, monkeypatch, capsys):
+    pytest.importorskip("transformers", reason="BLIP needs transformers ('vlmbench[towers]')")
+    from benchmark.extract import towers
+    from tests.extract.test_towers import tiny_beit3, tiny_blip
 
-    assert (
-        cli("--random-init", "--skip-unextractable", models=("BLIP:retrieval_base_coco", MODELS[0]))
-        == 0
-    )
-    err = capsys.readouterr().err
-    assert "skip BLIP:retrieval_base_coco: not extractable" in err
-    assert loads == [(MODELS[0], True)]
+    def fake_load_model(model_id, random_init=False, device="cpu", cache_dir=None):
+        family = model_id.partition(":")[0]
+        model = tiny_blip() if family == "BLIP" else tiny_beit3()
+        return models.LoadedModel(model_id, model, towers.preprocess_for(32, family), None,
+                                  random_init)
+
+    monkeypatch.setattr(models, "load_model", fake_load_model)
+    ids = ("BLIP:retrieval_base_coco", "BEIT3:retrieval_large_f30k")
+    assert cli("--random-init", models=ids) == 0
+    for m in ids:
+        assert cli.store.datasets("conductance", m) == sorted(DATASETS)
+        rec = cli.store.read("conductance", m, DATASETS[0])
+        assert rec.arrays["values"].shape == (N_IMAGES, 3)
+        assert rec.meta["blocks"] == [f"encoder.layers.{i}" for i in range(3)]
+        assert np.all(rec.arrays["values"] > 0)
 
 
-def test_default_protocol_names_its_blip_and_beit3_models(cli, loads, capsys):
-    assert cli("--random-init", models=None, datasets=None) == 2  # dcd48 has 8 of them
-    err = capsys.readouterr().err
-    assert "8 model(s) not extractable" in err and "BEIT3:retrieval_large_f30k" in err
+def test_default_protocol_plans_all_48_models(cli, loads, capsys):
+    assert cli("--random-init", "--dry-run", models=None, datasets=None) == 0
+    out = capsys.readouterr().out
+    assert "of 1008 records" in out  # 48 models x 21 datasets
+    assert "BEIT3:retrieval_large_f30k:" in out and "BLIP:retrieval_base_coco:" in out
     assert loads == []
 
 
