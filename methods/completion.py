@@ -58,8 +58,12 @@ CITATION = ("Inductive low-rank matrix completion with dataset side features; af
 def zscore_columns(a: np.ndarray) -> np.ndarray:
     """Each column minus its mean over the finite cells, divided by their std (1 if 0)."""
     a = np.asarray(a, dtype=np.float64)
-    mu = np.nanmean(np.where(np.isfinite(a), a, np.nan), axis=0)
-    sd = np.nanstd(np.where(np.isfinite(a), a, np.nan), axis=0)
+    finite = np.where(np.isfinite(a), a, np.nan)
+    n = np.isfinite(a).sum(axis=0)
+    # a column without finite cells (a dataset no model of the fold has) has mean 0, std 1
+    mu = np.divide(np.nansum(finite, axis=0), n, out=np.zeros(a.shape[1]), where=n > 0)
+    dev = np.where(np.isfinite(a), a - mu, 0.0)
+    sd = np.sqrt(np.divide((dev ** 2).sum(axis=0), n, out=np.zeros(a.shape[1]), where=n > 0))
     sd = np.where(np.isfinite(sd) & (sd > 0), sd, 1.0)
     return (a - np.nan_to_num(mu)) / sd
 
