@@ -14,12 +14,18 @@ from benchmark.errors import UsageError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["train", "build", "write-metadata"])
-    p.add_argument("zoo", nargs="?", default="minizoo", choices=["minizoo"])
+    p.add_argument("action", choices=["train", "build", "write-metadata"],
+                   help="train: the missing checkpoints; build: train + images + every feature "
+                   "pack the minizoo protocol needs; write-metadata: datasets/minizoo/ files")
+    p.add_argument("zoo", nargs="?", default="minizoo", choices=["minizoo"],
+                   help="which zoo (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="world seed (default 0: the protocol's)")
     p.add_argument("--models", help="comma-separated subset of the zoo")
-    p.add_argument("--features-dir")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--features-dir",
+                   help="feature store (default: $VLMBENCH_CACHE/features, "
+                   "~/.cache/vlmbench/features when unset)")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bars (default: bars only on a terminal outside CI)")
 
 
 def run(args: argparse.Namespace) -> int:
