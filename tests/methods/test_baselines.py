@@ -14,7 +14,6 @@ from scipy.stats import spearmanr
 import methods
 from benchmark.core.check import mock_universe
 from benchmark.core.harness import Harness, MethodRun
-from benchmark.features.embedders import Embedder
 from benchmark.features.kinds import LoadContext, get_kind
 from benchmark.features.store import FeatureStore
 from methods.completion import (
@@ -31,27 +30,7 @@ from methods.semantic import (
     cosine_distances,
     task_embedding,
 )
-
-WORDS = ["cat", "dog", "car", "tree", "boat", "house", "bird", "plane", "apple", "chair"]
-
-
-class WordEmbedder(Embedder):
-    """One axis per word: the last word of a prompt ("a photo of cat." -> cat)."""
-
-    name, dim = "words", len(WORDS)
-
-    @property
-    def identity(self) -> str:
-        return "words v1"
-
-    def _embed_batch(self, texts):
-        out = np.zeros((len(texts), self.dim))
-        for i, t in enumerate(texts):
-            out[i, WORDS.index(t.rstrip(".").split()[-1])] = 1.0
-        return out
-
-
-EMB = WordEmbedder()
+from tests.methods._words import EMB, WORDS, WordEmbedder  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ import methods
 from benchmark.core.check import check_selector, mock_universe
 from benchmark.core.harness import Harness, MethodRun, resolve_methods
 from benchmark.features.class_stats import gap_vectors, make_arrays, mock_record
-from benchmark.features.embedders import Embedder
 from benchmark.features.kinds import LoadContext, get_kind
 from benchmark.features.store import FeatureStore, Record
 from methods.modelgpt import ModelGPT
@@ -29,28 +28,9 @@ from methods.swab.selectors import (
     projected_noise,
     split_features,
 )
+from tests.methods._words import EMB, WORDS, WordEmbedder  # noqa: F401
 
 SWAB_VARIANTS = sorted(n for n, s in methods.REGISTRY.items() if s.target.startswith("methods.swab.selectors:"))
-WORDS = ["cat", "dog", "car", "tree", "boat", "house", "bird", "plane", "apple", "chair"]
-
-
-class WordEmbedder(Embedder):
-    """One axis per word of the mock universe: identical class names -> cosine 1, else 0."""
-
-    name, dim = "words", len(WORDS)
-
-    @property
-    def identity(self) -> str:
-        return "words v1"
-
-    def _embed_batch(self, texts):
-        out = np.zeros((len(texts), self.dim))
-        for i, t in enumerate(texts):
-            out[i, WORDS.index(t.rstrip(".").split()[-1])] = 1.0
-        return out
-
-
-EMB = WordEmbedder()
 
 
 @pytest.fixture(scope="module")
