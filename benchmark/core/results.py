@@ -196,12 +196,7 @@ def write_dir(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
     out = Path(out)
     if out.exists():
         raise FileExistsError(f"output directory {out} already exists; choose another --out")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    except OSError as err:
-        raise ResultsDirError(f"--out {out}: cannot write in {out.parent} "
-                              f"({err.strerror or err}); choose a writable directory") from None
+    tmp = sibling_temp(out, f".{out.name}.", "--out", "; choose a writable directory")
     try:
         (tmp / MARKER).write_text("written by vlmbench; `leaderboard --rerun` may replace it\n")
         for name, write_file in writers.items():
@@ -217,6 +212,17 @@ def write_dir(out: Path, writers: Mapping[str, Callable[[Path], None]]) -> Path:
         if tmp.exists():
             shutil.rmtree(tmp)
     return out
+
+
+def sibling_temp(path: Path, prefix: str, flag: str, hint: str = "") -> Path:
+    """A hidden temporary directory beside ``path`` (so the final ``os.rename`` stays on one
+    file system); an unwritable parent is a one-line :class:`ResultsDirError` naming ``flag``."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+    except OSError as err:
+        raise ResultsDirError(f"{flag} {path}: cannot write in {path.parent} "
+                              f"({err.strerror or err}){hint}") from None
 
 
 def write(result: RunResult, out_dir: Path, extra: dict[str, Any] | None = None,

@@ -26,7 +26,6 @@ Pure numpy/json/stdlib: importing this module never imports torch.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -43,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from benchmark.data.groundtruth import PACKS_KIND
-from benchmark.data.upstream import OFFLINE_ENV
+from benchmark.data.upstream import OFFLINE_ENV, sha256_of
 from benchmark.features.store import FeaturePackError, FeatureStore, model_slug
 
 INDEX = "packs.json"
@@ -66,17 +65,9 @@ def check_kind(kind: str, where: str = "") -> None:
         raise FeaturePackError(f"{where}unknown pack kind {kind!r} (valid: {', '.join(kinds())})")
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def manifest_sha256(store: FeatureStore, kind: str, model: str) -> str | None:
     path = store.pack_dir(kind, model) / "manifest.json"
-    return sha256_file(path) if path.is_file() else None
+    return sha256_of(path) if path.is_file() else None
 
 
 def origin(store: FeatureStore, kind: str, model: str) -> dict[str, Any]:
@@ -283,7 +274,7 @@ def import_packs(source: str | Path, store: FeatureStore) -> list[Imported]:
                                        f"({', '.join(ARCHIVE_SUFFIXES)})")
             unpacked = staging / "unpacked"
             _unpack(archive, unpacked)
-            archive_sha = sha256_file(archive)
+            archive_sha = sha256_of(archive)
         packs = _read_index(unpacked, text)
         plan = []
         try:
@@ -333,7 +324,7 @@ def _verify_pack(entry: dict, unpacked: Path, staging: Path, store: FeatureStore
     if not manifest_path.is_file():
         raise FeaturePackError(f"{where}: {INDEX} lists the {kind} pack of {model} but "
                                f"{kind}/{model_slug(model)}/manifest.json is missing")
-    if sha256_file(manifest_path) != entry["manifest_sha256"]:
+    if sha256_of(manifest_path) != entry["manifest_sha256"]:
         raise FeaturePackError(f"checksum mismatch for {manifest_path} (not the manifest "
                                f"{INDEX} lists); refused")
     m = src_store.manifest(kind, model)  # structure, schema version, kind and model
@@ -348,7 +339,7 @@ def _verify_pack(entry: dict, unpacked: Path, staging: Path, store: FeatureStore
     datasets = tuple(sorted(m["records"]))
     have = store.pack_dir(kind, model) / "manifest.json"
     if have.is_file():
-        if sha256_file(have) == entry["manifest_sha256"]:
+        if sha256_of(have) == entry["manifest_sha256"]:
             return entry, None, "already present", datasets
         raise FeaturePackError(
             f"the {kind} pack of {model} in {store.root} differs from the one in {where}; "

@@ -991,7 +991,7 @@ def rerun_root(spec: dict, root: Path, data) -> None:
     import shutil
     import tempfile
 
-    from benchmark.core.results import MARKER, ResultsDirError, exclusive
+    from benchmark.core.results import MARKER, ResultsDirError, exclusive, sibling_temp
 
     root = Path(root)
     if root.is_symlink() or (root.exists() and not root.is_dir()):
@@ -1002,12 +1002,7 @@ def rerun_root(spec: dict, root: Path, data) -> None:
             raise ResultsDirError(
                 f"--results {root}: {foreign[0]} was not written by vlmbench; refusing to "
                 f"replace that root (move it away or choose another --results)")
-    try:
-        root.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.new.", dir=root.parent))
-    except OSError as err:
-        raise ResultsDirError(f"--results {root}: cannot write in {root.parent} "
-                              f"({err.strerror or err})") from None
+    tmp = sibling_temp(root, f".{root.name}.new.", "--results")
     try:
         with exclusive(root.parent / f".{root.name}.lock", f"results root {root}"):
             (tmp / MARKER).write_text("leaderboard results root written by vlmbench\n")
