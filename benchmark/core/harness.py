@@ -36,6 +36,7 @@ import pandas as pd
 
 import methods as method_registry
 from benchmark.core.protocol import (
+    PROTOCOLS,
     Protocol,
     ProtocolData,
     is_reproduction,
@@ -53,7 +54,19 @@ SCORE_COLUMNS = ["method", "protocol", "seed", "target", "metric", "k", "value"]
 
 
 class MissingFeaturesError(RuntimeError):
-    """A requested method needs features that are not in the cache (message lists them)."""
+    """Requested methods need features that are not in the cache.
+
+    The message is short (what is missing, its estimated GPU-hours, the one command that
+    extracts all of it, the way to scale it out, the minizoo command that runs now); the
+    per-model commands are in :attr:`listing` (``run --list-missing`` prints them) and the
+    missing records in :attr:`missing` (kind -> ``(model, dataset)`` pairs).
+    """
+
+    def __init__(self, message: str, listing: list[str] | None = None,
+                 missing: Mapping[str, tuple] | None = None) -> None:
+        super().__init__(message)
+        self.listing = list(listing or [])
+        self.missing = dict(missing or {})
 
 
 class SelectorError(RuntimeError):
@@ -208,30 +221,41 @@ class Harness:
             )
         return self._features[kind]
 
-    def missing_features(self, method: MethodRun) -> list[str]:
-        """One line per (kind, model) whose missing records block ``method``.
+    def missing_records(self, method: MethodRun) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Kind -> the ``(model, dataset)`` records whose absence blocks ``method``.
 
         Strict kinds (conductance, ...) need a record for every candidate that can be
         extracted; models that cannot be (not open_clip: BLIP, BEiT-3) are simply not
         candidates for the method, as are all uncovered models of a ``partial`` kind (text
         features, published for LOVM's models only) or under ``allow_partial``. A method with
-        no candidate on any target is always blocked.
+        no candidate on any target is always blocked (all its candidates' records listed).
         """
-        lines = []
+        out = {}
         targets = self.pdata.evaluable_targets()
         for kind in method.cls.requires:
             recs = self.features(kind)
             fk = get_kind(kind)
+            wanted = [(m, d) for d in targets for m in self.pdata.candidates(d)]
             if fk.partial or self.allow_partial:
-                covered = any((m, d) in recs for d in targets for m in self.pdata.candidates(d))
-                if not covered:
-                    lines.append(f"  {kind}: no records for any model of {self.protocol.name}: "
-                                 + fk.command(["MODEL,..."], targets))
+                if any(p in recs for p in wanted):
+                    continue
+                pairs = [p for p in wanted if extractable(p[0])] or wanted
+            else:
+                pairs = [p for p in wanted if p not in recs and extractable(p[0])]
+            if pairs:
+                out[kind] = tuple(pairs)
+        return out
+
+    def missing_features(self, method: MethodRun) -> list[str]:
+        """One line per (kind, model) whose missing records block ``method``: its command."""
+        lines = []
+        targets = self.pdata.evaluable_targets()
+        for kind, pairs in self.missing_records(method).items():
+            fk = get_kind(kind)
+            if fk.partial or self.allow_partial:
+                lines.append(f"  {kind}: no records for any model of {self.protocol.name}: "
+                             + fk.command(["MODEL,..."], targets))
                 continue
-            pairs = [
-                (m, d) for d in targets for m in self.pdata.candidates(d)
-                if (m, d) not in recs and extractable(m)
-            ]
             for model, datasets in group_missing(pairs).items():
                 lines.append(
                     f"  {kind} for {model} on {len(datasets)} dataset(s): "
@@ -241,23 +265,28 @@ class Harness:
 
     def check_available(self, methods: list[MethodRun], skip_unavailable: bool) -> dict[str, str]:
         """Fail fast (or skip, when asked) for methods whose features are missing."""
-        skipped, errors = {}, []
+        skipped, blocked = {}, {}
         for m in methods:
-            lines = self.missing_features(m)
-            if not lines:
+            missing = self.missing_records(m)
+            if not missing:
                 continue
             if skip_unavailable:
-                blocking = [k for k in m.cls.requires
-                            if any(ln.startswith((f"  {k} ", f"  {k}:")) for ln in lines)]
-                skipped[m.name] = "; ".join(get_kind(k).needs for k in blocking)
+                skipped[m.name] = "; ".join(get_kind(k).needs for k in missing)
                 log.warning("skipping %s: %s", m.name, skipped[m.name])
             else:
-                errors.append(f"{m.name} needs features that are not in {self.ctx.store.root}:")
-                errors += lines
-        if errors:
-            errors.append("(make them with the commands above; or pass --allow-partial to rank "
-                          "only the covered models, or --skip-unavailable to skip the method)")
-            raise MissingFeaturesError("\n".join(errors))
+                blocked[m.name] = missing
+        if blocked:
+            listing = []
+            for m in methods:
+                if m.name in blocked:
+                    listing.append(f"{m.name} needs features that are not in "
+                                   f"{self.ctx.store.root}:")
+                    listing += self.missing_features(m)
+            raise MissingFeaturesError(
+                missing_message(self.protocol, blocked, [m.name for m in methods],
+                                self.ctx.store.root, listing),
+                listing=listing,
+                missing={k: v for miss in blocked.values() for k, v in miss.items()})
         return skipped
 
     # -- views ----------------------------------------------------------------------------
@@ -409,6 +438,75 @@ class Harness:
         timings = pd.DataFrame(time_rows, columns=["method", "seed", "target", "seconds"])
         return RunResult(self.protocol, scores.reset_index(drop=True),
                          preds.reset_index(drop=True), cov, methods, skipped, timings)
+
+
+#: a per-model listing up to this many lines is the message itself (a pack or two missing)
+SHORT_LISTING = 3
+MINIZOO = "minizoo"
+
+
+def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple]],
+                    requested: list[str], store_root, listing: list[str]) -> str:
+    """The text of :class:`MissingFeaturesError`, at most ~10 lines whatever the zoo.
+
+    ``blocked``: method -> kind -> missing ``(model, dataset)`` records. A listing of at most
+    :data:`SHORT_LISTING` per-model commands is shown as it is; a longer one is summed up per
+    kind (records, models x datasets, estimated GPU-hours from
+    :mod:`benchmark.features.cost`), with the one command that extracts all of it for the
+    protocol, the Ray / SLURM way, and the minizoo command that runs right now.
+    """
+    from benchmark.features.cost import PER_MODEL_KINDS, gpu_hours
+
+    names = list(blocked)
+    skip_hint = (f"--allow-partial to rank only the covered models, or --skip-unavailable to "
+                 f"skip {', '.join(names)}")
+    if len(listing) - len(names) <= SHORT_LISTING:
+        return "\n".join([*listing, f"(make them with the commands above; or pass {skip_hint})"])
+    kinds: dict[str, list] = {}  # kind -> pairs, in the order the methods require them
+    for miss in blocked.values():
+        for kind, pairs in miss.items():
+            kinds.setdefault(kind, [])
+            kinds[kind] += [p for p in pairs if p not in set(kinds[kind])]
+    verb = "needs" if len(names) == 1 else "need"
+    lines = [f"{', '.join(names)} {verb} features that are not in {store_root}:"]
+    total, no_estimate = 0.0, set()
+    for kind, pairs in kinds.items():
+        models = dict.fromkeys(m for m, _ in pairs)
+        datasets = dict.fromkeys(d for _, d in pairs)
+        hours, unknown = gpu_hours(kind, pairs)
+        total += hours
+        no_estimate.update(unknown)
+        what = (f"{len(models)} models" if kind in PER_MODEL_KINDS
+                else f"{len(pairs)} records ({len(models)} models x {len(datasets)} datasets)")
+        lines.append(f"  {kind}: {what} missing, ~{_hours(hours)} GPU-hours")
+    if len(kinds) > 1:
+        lines.append(f"  all {len(kinds)} kinds: ~{_hours(total)} GPU-hours")
+    note = f"; no estimate for {len(no_estimate)} model(s)" if no_estimate else ""
+    lines.append("  (GPU-hours: an estimate from CPU timings, default settings, "
+                 f"docs/extraction_cost.md{note})")
+    command = f"python -m benchmark extract all --protocol {protocol.name} --kinds {','.join(kinds)}"
+    named = PROTOCOLS.get(protocol.name)  # a run restricted by --models / --datasets: say so
+    if named is not None and tuple(named.zoo) != tuple(protocol.zoo):
+        command += f" --models {','.join(protocol.zoo)}"
+    if named is not None and tuple(named.datasets) != tuple(protocol.datasets):
+        command += f" --datasets {','.join(protocol.datasets)}"
+    if any(not extractable(m) for m in protocol.zoo):
+        command += " --skip-unextractable"
+    lines += [
+        f"extract all of it: {command}",
+        "  scale out: the same with --backend ray (a Ray cluster) or with --shard "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT (a SLURM job array): docs/slurm.md",
+    ]
+    if protocol.name != MINIZOO:
+        lines.append("runs right now (small CLIP models trained here, on CPU): "
+                     f"python -m benchmark run --protocol {MINIZOO} --methods "
+                     f"{','.join(requested)}")
+    lines.append(f"per-model extract commands: add --list-missing; or pass {skip_hint}")
+    return "\n".join(lines)
+
+
+def _hours(h: float) -> str:
+    return f"{h:.0f}" if h >= 10 else f"{h:.1f}" if h >= 0.1 else f"{h:.2f}"
 
 
 def test_size(dataset: str) -> int | None:
