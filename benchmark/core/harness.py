@@ -501,7 +501,8 @@ def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple
         lines.append("runs right now (small CLIP models trained here, on CPU): "
                      f"python -m benchmark run --protocol {MINIZOO} --methods "
                      f"{','.join(requested)}")
-    lines.append(f"per-model extract commands: add --list-missing; or pass {skip_hint}")
+    lines.append("per-model extract commands: run --list-missing (MissingFeaturesError.listing); "
+                 f"or pass {skip_hint}")
     return "\n".join(lines)
 
 
