@@ -198,7 +198,10 @@ def evaluate(
     ``params``: ``{method name: {param: value}}`` overrides. ``seeds``: a count (``10`` means
     0..9) or explicit seeds; default the protocol's. ``protocol``: a name
     (``python -m benchmark list protocols``) or a protocol TOML file. The other options are the
-    ``run`` command's flags of the same names.
+    ``run`` command's flags of the same names. Features missing for a method raise
+    :class:`benchmark.core.harness.MissingFeaturesError`: a short summary (the ``run``
+    command's error), with ``.listing`` (one extract command per kind and model) and
+    ``.missing`` (kind -> missing ``(model, dataset)`` records).
     """
     from benchmark.core.harness import Harness
     from benchmark.core.metrics import MetricConfig

@@ -63,6 +63,19 @@ def test_run_prints_the_same_short_error_and_lists_models_on_request(dcd48_error
     assert sum("extract conductance --models" in ln for ln in out.splitlines()) == 48
 
 
+def test_allow_partial_is_unchanged(dcd48_error, tmp_path, capsys):
+    """--allow-partial without any record: the one line per kind it always printed."""
+    _, empty = dcd48_error
+    assert main(["run", "--methods", "dcd,swab", "--features-dir", str(empty), "--allow-partial",
+                 "--no-progress", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err[0] == f"error: dcd needs features that are not in {empty}:"
+    assert err[1].startswith("  conductance: no records for any model of dcd48: python -m "
+                             "benchmark extract conductance --models MODEL,... --datasets cars,")
+    assert err[2].startswith("(make them with the commands above; or pass --allow-partial")
+    assert len(err) == 3
+
+
 def test_several_kinds_sum_up_and_a_restricted_run_names_its_models(data, tmp_path):
     from benchmark.core.harness import Harness, MissingFeaturesError, resolve_methods
     from benchmark.core.protocol import get_protocol
