@@ -52,7 +52,12 @@ def run(args: argparse.Namespace) -> int:
         written = leaderboard.export_tables(spec, root, Path(args.export))
         print(f"exported {len(written)} files to {args.export}")
     if args.check:
-        stale = leaderboard.check(files, out)
+        stale = leaderboard.check(files, out, leaderboard.measured_protocols(spec))
+        failing = leaderboard.measured_failures(spec, root)
+        for line in failing:
+            print(f"not a ranking task: {line}", file=sys.stderr)
+        if failing:
+            return 1
         if stale:
             print(f"leaderboard is stale: {', '.join(stale)}; run `python -m benchmark "
                   "leaderboard --rerun` and commit the result", file=sys.stderr)

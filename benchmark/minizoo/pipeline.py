@@ -30,6 +30,28 @@ MODULES = {
 }
 
 
+def settings_record() -> dict[str, str]:
+    """The protocol's cheaper settings, as its leaderboard page records them."""
+    from benchmark.minizoo import datasets, zoo
+
+    steps = sorted({m.mixture.steps for m in zoo.MODELS})
+    batch = sorted({m.mixture.batch for m in zoo.MODELS})
+    per = {t: datasets.per_class(t) for t in (*zoo_targets(), "mz_broad")}
+    return {
+        "training": f"{len(zoo.MODELS)} models, {'/'.join(map(str, steps))} steps at batch "
+                    f"{'/'.join(map(str, batch))}, open_clip ClipLoss, AdamW, 1 thread each "
+                    "(benchmark/minizoo/zoo.py)",
+        "test images per class": ", ".join(f"{k} {v}" for k, v in sorted(per.items())),
+        **{f"extract {k}": " ".join(v) or "defaults" for k, v in SETTINGS.items()},
+    }
+
+
+def zoo_targets() -> tuple[str, ...]:
+    from benchmark.minizoo import world
+
+    return world.TARGETS
+
+
 def extract(kind: str, models: list[str], features_dir: str | None = None,
             progress: bool = True, datasets: list[str] | None = None) -> int:
     mod = importlib.import_module(MODULES[kind])

@@ -116,7 +116,13 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
     seed = int(hashlib.sha256(mid.encode()).hexdigest()[:8], 16)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    net, _, _ = open_clip.create_model_and_transforms(arch, pretrained=None)
+    import logging
+
+    logging.disable(logging.WARNING)  # "initialized randomly": that is what training starts from
+    try:
+        net, _, _ = open_clip.create_model_and_transforms(arch, pretrained=None)
+    finally:
+        logging.disable(logging.NOTSET)
     tok = open_clip.get_tokenizer(arch)
     mean = torch.tensor(open_clip.OPENAI_DATASET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(open_clip.OPENAI_DATASET_STD).view(1, 3, 1, 1)
@@ -136,7 +142,8 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
             s = w.with_domain(scenes[i], w.DOMAINS[d])
             im = w.apply_domain(Image.fromarray(imgs[i]), s.domain, rng)
             batch.append(np.asarray(im))
-            caps.append(w.caption(s, rng, omit=omit, p_mention=mix.p_mention))
+            caps.append(w.caption(s, rng, omit=omit, p_mention=mix.p_mention,
+                                  p_short=mix.p_short))
         x = torch.from_numpy(np.stack(batch)).permute(0, 3, 1, 2).float() / 255.0
         x = (x - mean) / std
         t = tok(caps)
@@ -173,14 +180,53 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
     return manifest
 
 
-def train_missing(world_seed: int = 0, models=None, progress: bool = True) -> list[dict]:
-    """Train every zoo model whose checkpoint is missing (or fails its checksum)."""
-    todo = [m for m in (models or MODELS) if not is_trained(m, world_seed)]
-    done = len(models or MODELS) - len(todo)
-    print(f"minizoo: {len(todo)} of {len(models or MODELS)} models to train ({done} present) "
-          f"into {weights_root()}", file=sys.stderr)
+def _train_job(job: tuple[ZooModel, int]) -> dict:
+    model, world_seed = job
+    return train_one(model, world_seed, progress=False)
+
+
+def default_workers() -> int:
+    """Training processes: ``$VLMBENCH_WORKERS`` or one per core, at most 2 (each uses
+    :data:`THREADS` threads, so a model's bytes do not depend on the count)."""
+    import os
+
+    env = os.environ.get("VLMBENCH_WORKERS", "").strip()
+    if env:
+        return max(1, int(env))
+    return max(1, min(2, os.cpu_count() or 1))
+
+
+def train_missing(world_seed: int = 0, models=None, progress: bool = True,
+                  workers: int | None = None) -> list[dict]:
+    """Train every zoo model whose checkpoint is missing (or fails its checksum).
+
+    Models train one per process, ``workers`` at a time (default :func:`default_workers`);
+    each process is single-threaded and seeded by the model's id, so the checkpoints are the
+    same bytes whatever the number of workers.
+    """
+    chosen = list(models or MODELS)
+    todo = [m for m in chosen if not is_trained(m, world_seed)]
+    done = len(chosen) - len(todo)
+    workers = min(workers or default_workers(), max(1, len(todo)))
+    print(f"minizoo: {len(todo)} of {len(chosen)} models to train ({done} present) "
+          f"into {weights_root()}" + (f", {workers} at a time" if workers > 1 else ""),
+          file=sys.stderr)
+    if workers <= 1:
+        out = []
+        for k, m in enumerate(todo, 1):
+            print(f"[{k}/{len(todo)}] {m.id(world_seed)}", file=sys.stderr)
+            out.append(train_one(m, world_seed, progress))
+        return out
+    import multiprocessing as mp
+
+    write_configs()
+    jobs = [(m, world_seed) for m in todo]
     out = []
-    for k, m in enumerate(todo, 1):
-        print(f"[{k}/{len(todo)}] {m.id(world_seed)}", file=sys.stderr)
-        out.append(train_one(m, world_seed, progress))
+    started = time.perf_counter()
+    with mp.get_context("spawn").Pool(workers) as pool_:
+        for k, man in enumerate(pool_.imap(_train_job, jobs), 1):
+            out.append(man)
+            print(f"[{k}/{len(todo)}] {man['model']}: {man['steps']} steps in "
+                  f"{man['seconds']:.0f} s (loss {man['final_loss']:.3f}; "
+                  f"{time.perf_counter() - started:.0f} s elapsed)", file=sys.stderr)
     return out

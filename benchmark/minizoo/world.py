@@ -35,7 +35,7 @@ BACKGROUNDS = {"black": (10, 10, 10), "gray": (120, 120, 120), "navy": (20, 25, 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DOMAINS = ("clean", "sketch", "noise", "blur", "lowlight", "invert")
 ATTRIBUTES = ("shape", "colour", "pattern", "size", "count", "position", "background", "digit")
-_SIZE_PX = {"small": 7, "medium": 10, "large": 14}
+_SIZE_PX = {"small": 10, "medium": 14, "large": 20}
 _DOMAIN_WORDS = {"clean": "a photo of", "sketch": "a sketch of", "noise": "a noisy photo of",
                  "blur": "a blurry photo of", "lowlight": "a dark photo of",
                  "invert": "an inverted photo of"}
@@ -197,19 +197,63 @@ def apply_domain(im: Image.Image, domain: str, rng: np.random.Generator) -> Imag
     return Image.fromarray((np.clip(a, 0, 1) * 255).astype(np.uint8))
 
 
+_NOUNS = ("shape", "object", "thing")
+_CLEAN_WORDS = ("a photo of", "a picture of", "")
+
+
+def _short(scene: Scene, a: str, rng: np.random.Generator) -> str:
+    """A short caption naming attribute ``a`` alone (alt-text style: "something red.")."""
+    noun = "digit" if scene.kind == "digit" else _NOUNS[int(rng.integers(len(_NOUNS)))]
+    art = "an" if noun[0] in "aeiou" else "a"
+    if a == "shape":
+        return f"a {scene.shape}" if scene.kind == "shape" else f"the digit {scene.digit}"
+    if a == "digit":
+        return f"the digit {scene.digit}"
+    if a == "count":
+        return f"{scene.count} {noun}s" if scene.count != "one" else f"one {noun}"
+    if a == "position":
+        return f"{art} {noun} in the {scene.position}"
+    if a == "background":
+        return f"{art} {noun} on a {scene.background} background"
+    value = getattr(scene, a)  # colour, pattern, size
+    if rng.random() < 0.3:
+        return f"something {value}"
+    return f"{'an' if value[0] in 'aeiou' else 'a'} {value} {noun}"
+
+
 def caption(scene: Scene, rng: np.random.Generator, omit: frozenset[str] = frozenset(),
-            p_mention: float = 0.7) -> str:
-    """A caption naming the scene's attributes (each with probability ``p_mention``, never one
-    in ``omit``; the object's identity -- shape or digit -- unless omitted)."""
+            p_mention: float = 0.7, p_short: float = 0.3) -> str:
+    """A caption naming the scene's attributes, never one in ``omit``.
+
+    With ``p_mention = 1`` every attribute is named. Otherwise, as in web alt-text, a caption is
+    short with probability ``p_short`` (one attribute alone: "something red.", "three shapes.")
+    or long: each attribute named with probability ``p_mention``, the object's identity (shape or
+    digit) with probability ``max(p_mention, 0.8)``, a generic noun ("shape", "object") in its
+    place otherwise.
+    """
     def say(a: str) -> bool:
         return a not in omit and rng.random() < p_mention
 
+    if scene.domain == "clean" and p_mention < 1:
+        domain = _CLEAN_WORDS[int(rng.integers(len(_CLEAN_WORDS)))]
+    else:
+        domain = _DOMAIN_WORDS[scene.domain]
+    lead = (domain + " ") if domain else ""
+    if p_mention < 1 and rng.random() < p_short:
+        own = {"shape", "colour", "size", "background"} | (
+            {"digit"} if scene.kind == "digit" else {"pattern", "count"}
+            | ({"position"} if scene.count == "one" else set()))
+        if scene.kind == "digit":
+            own = (own - {"shape"}) | {"position"}
+        choices = sorted(own - set(omit))
+        if choices:
+            return lead + _short(scene, choices[int(rng.integers(len(choices)))], rng) + "."
+    named = "digit" if scene.kind == "digit" else "shape"
+    ident = named not in omit and (p_mention >= 1 or rng.random() < max(p_mention, 0.8))
     colour = scene.colour if say("colour") else ""
-    domain = _DOMAIN_WORDS[scene.domain]
     if scene.kind == "digit":
         size = scene.size + " " if say("size") else ""
-        core = (f"the {size}digit {scene.digit}" if "digit" not in omit
-                else f"a {size}handwritten digit")
+        core = (f"the {size}digit {scene.digit}" if ident else f"a {size}handwritten digit")
         parts = [domain, core]
         if colour:
             parts.append("in " + colour)
@@ -217,7 +261,7 @@ def caption(scene: Scene, rng: np.random.Generator, omit: frozenset[str] = froze
             parts.append("in the " + scene.position)
     else:
         n = COUNTS.index(scene.count)
-        shape = scene.shape if "shape" not in omit else "shape"
+        shape = scene.shape if ident else _NOUNS[int(rng.integers(len(_NOUNS)))]
         adj = [scene.size if say("size") else "", scene.pattern if say("pattern") else "",
                colour]
         adj = " ".join(x for x in adj if x)
@@ -231,7 +275,7 @@ def caption(scene: Scene, rng: np.random.Generator, omit: frozenset[str] = froze
             parts.append("in the " + scene.position)
     if say("background"):
         parts.append(f"on a {scene.background} background")
-    return " ".join(parts) + "."
+    return " ".join(x for x in parts if x) + "."
 
 
 # -- target tasks ---------------------------------------------------------------------------

@@ -44,24 +44,29 @@ def open_clip_config(t: Tower) -> dict:
                          "heads": 2, "layers": 2, "mlp_ratio": 2.0}}
 
 
+def _d(**w: float) -> dict[str, float]:
+    return {d: float(w.get(d, 0.0)) for d in DOMAINS}
+
+
+#: what most mixtures see: mostly clean renders, a little of every other domain
+MOSTLY_CLEAN = _d(clean=4, sketch=0.4, noise=0.4, blur=0.4, lowlight=0.4, invert=0.4)
+
+
 @dataclass(frozen=True)
 class Mixture:
     name: str
-    domains: dict[str, float] = field(default_factory=lambda: {d: 1.0 for d in DOMAINS})
+    domains: dict[str, float] = field(default_factory=lambda: dict(MOSTLY_CLEAN))
     digit_frac: float = 0.3
     omit: tuple[str, ...] = ()
     p_mention: float = 0.7
+    p_short: float = 0.3
     pool: int = 3000  # distinct scenes seen
-    steps: int = 150
-    batch: int = 64
+    steps: int = 400
+    batch: int = 128
     lr: float = 2e-3
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def _d(**w: float) -> dict[str, float]:
-    return {d: float(w.get(d, 0.0)) for d in DOMAINS}
 
 
 @dataclass(frozen=True)
@@ -83,16 +88,17 @@ RN_M = Tower("resnet", 1, 16)
 MODELS: tuple[ZooModel, ...] = (
     ZooModel(VIT_S, Mixture("all")),
     ZooModel(VIT_S, Mixture("nocolour", omit=("colour",))),
-    ZooModel(VIT_S, Mixture("clean", domains=_d(clean=1))),
-    ZooModel(VIT_S, Mixture("noisy", domains=_d(noise=4, clean=1), digit_frac=0.5)),
-    ZooModel(VIT_M, Mixture("digits", digit_frac=0.8, steps=120)),
-    ZooModel(VIT_M, Mixture("noshape", omit=("shape",), steps=120)),
-    ZooModel(VIT_D, Mixture("sketchblur", domains=_d(sketch=2, blur=2, clean=1))),
-    ZooModel(VIT_P4, Mixture("small", pool=600, steps=100)),
+    ZooModel(VIT_S, Mixture("clean", domains=_d(clean=1), omit=("background",))),
+    ZooModel(VIT_S, Mixture("noisy", domains=_d(noise=3, clean=1), digit_frac=0.5)),
+    ZooModel(VIT_M, Mixture("digits", digit_frac=0.8, omit=("background", "colour"))),
+    ZooModel(VIT_M, Mixture("noshape", omit=("shape",))),
+    ZooModel(VIT_D, Mixture("sketchblur", domains=_d(sketch=2, blur=2, clean=1),
+                            omit=("count", "position"))),
+    ZooModel(VIT_P4, Mixture("small", pool=600, steps=300, omit=("pattern", "size"))),
     ZooModel(RN_S, Mixture("all")),
     ZooModel(RN_S, Mixture("dark", domains=_d(lowlight=3, invert=2, clean=1))),
-    ZooModel(RN_M, Mixture("nodigit", omit=("digit",), digit_frac=0.1, steps=120)),
-    ZooModel(RN_M, Mixture("layout", omit=("shape", "colour"), p_mention=0.95, steps=120)),
+    ZooModel(RN_M, Mixture("nodigit", omit=("digit",), digit_frac=0.1)),
+    ZooModel(RN_M, Mixture("layout", omit=("shape", "colour", "background"), p_mention=0.95)),
 )
 
 

@@ -524,6 +524,8 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     if partial:
         kept: dict = {}
         lines += _common_section(common_runs, protocol, partial, figures, kept)
+    if protocol.measured_here:
+        lines += measured_section(run_meta)
     if protocol_name == "mll" and not scores.empty:
         from benchmark.report import mll_compare
 
@@ -559,6 +561,43 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
                                    run_meta, coverage, figures, seeds, metric_cfg,
                                    (n_cells, n_zoo_cells), partial, kept if partial else {}))
     return "\n".join(lines), figures
+
+
+def measured_section(run_meta: dict) -> list[str]:
+    """Where a measured protocol (minizoo) was made, with which settings, and whether it is a
+    ranking task (the properties its rerun checked)."""
+    from benchmark.report.measured import HOST_PREFIX
+
+    rec = next((m["measured_here"] for m in run_meta.values() if m.get("measured_here")), None)
+    if not rec:
+        return []
+    props = rec["properties"]
+    rows = [[t["target"], t["best"], _fmt(t["best_acc1"]), _fmt(t["worst_acc1"]),
+             _fmt(t["spread"]), _fmt(t["chance"])] for t in props["targets"]]
+    out = ["## Is it a ranking task?", "",
+           "Ground truth measured on the trained checkpoints (`extract ground-truth`): per "
+           "target the best and worst model's top-1. Issue 12's properties: best - worst >= "
+           "0.15 on every target, >= 4 distinct best models, `inb` NDCG@5 < 0.9, `random` "
+           "near chance; `leaderboard --check` fails when one does not hold.", "",
+           tabulate(rows, headers=["target", "best model", "best top-1", "worst top-1",
+                                   "spread", "chance"], tablefmt="github",
+                    disable_numparse=True), "",
+           f"- Distinct best models: {props['winners']}; smallest spread "
+           f"{_fmt(props['min_spread'])}."]
+    if "inb_ndcg5" in props:
+        out.append(f"- `inb` NDCG@5 {_fmt(props['inb_ndcg5'])} (must stay < 0.9).")
+    if "random_ndcg5" in props:
+        out.append(f"- `random` NDCG@5 {_fmt(props['random_ndcg5'])}; a uniformly random "
+                   f"ranking's mean {_fmt(props['chance_ndcg5'])}.")
+    fails = props.get("failures", [])
+    out.append("- Properties: " + ("all hold." if not fails else "FAIL: " + "; ".join(fails)))
+    st = rec.get("settings", {})
+    out += ["", "## How it was made", "",
+            f"{HOST_PREFIX}{rec['host']} (training is deterministic on one machine, not "
+            "bit-identical across CPUs; CI checks this page's structure and properties, not its "
+            "digits).",
+            *[f"- {k}: {v}" for k, v in st.items()], ""]
+    return out
 
 
 def protocol_hash_of(run_meta: dict) -> str | None:
@@ -917,6 +956,10 @@ def _rerun_protocol(name: str, entry: dict, out_root: Path, data, pins=()) -> st
     from benchmark.features.transfer import PinnedStore, packs_used
 
     protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
+    if protocol.measured_here:  # trained and extracted here, on demand (resumable)
+        from benchmark.minizoo import pipeline
+
+        pipeline.ensure(progress=False)
     store = PinnedStore(pins=pins)  # imported packs only when runs.toml pins them
     harness = Harness.from_data(protocol, data, store)
     methods = resolve_methods(list(entry["methods"]))
@@ -927,6 +970,8 @@ def _rerun_protocol(name: str, entry: dict, out_root: Path, data, pins=()) -> st
     used = packs_used(store, kinds, protocol.zoo)
     extra = {"protocol_hash": protocol_hash(harness.pdata),
              **({"feature_packs": used} if used else {})}
+    if protocol.measured_here:
+        extra["measured_here"] = measured_record(harness.pdata.ground_truth.matrix, res.scores)
     results.write(res, out_root / name / "run", extra=extra)
     if partial_methods(res.coverage):
         common = harness.run(methods, skip_unavailable=True, progress=False,
@@ -934,6 +979,18 @@ def _rerun_protocol(name: str, entry: dict, out_root: Path, data, pins=()) -> st
         results.write(common, out_root / name / "common",
                       extra={"common_candidates": True, **extra})
     return name
+
+
+def measured_record(gt: pd.DataFrame, scores: pd.DataFrame) -> dict:
+    """What a measured protocol's run records beside its scores: the host, the protocol's
+    cheaper extraction and training settings, and the ranking-task properties."""
+    from benchmark.minizoo import pipeline, properties
+    from benchmark.report import measured
+
+    nd = scores[(scores["metric"] == "ndcg") & (scores["k"] == 5)]
+    nd = nd.groupby(["method", "seed"])["value"].mean().groupby("method").mean().to_dict()
+    return {"host": measured.host(), "settings": pipeline.settings_record(),
+            "properties": properties.verify(gt, nd)}
 
 
 RUN_DIRS = ("run", "common")  # the results directories rerun writes under <root>/<protocol>/
@@ -1254,6 +1311,26 @@ def export_tables(spec: dict, results_root: Path, out: Path) -> list[Path]:
     return written
 
 
+def measured_protocols(spec: dict) -> list[str]:
+    """The spec's protocols trained and measured on this host (``Protocol.measured_here``)."""
+    from benchmark.core.protocol import get_protocol
+
+    return [n for n in spec["protocol"] if get_protocol(n).measured_here]
+
+
+def measured_failures(spec: dict, results_root: Path) -> list[str]:
+    """``<protocol>: <property>`` for every ranking-task property a measured protocol's rerun
+    found failing (a page can regenerate fine and still describe a degenerate zoo)."""
+    from benchmark.report.measured import property_failures
+
+    out = []
+    for name in measured_protocols(spec):
+        main_runs, _ = split_runs(leaderboard_runs(results_root, name))
+        _, _, run_meta = _latest_per_method(main_runs)
+        out += [f"{name}: {f}" for f in property_failures(run_meta)]
+    return out
+
+
 def _stale_figures(out: Path, files: dict) -> list[str]:
     fig_dir = out / FIGURES
     if not fig_dir.is_dir():
@@ -1262,13 +1339,24 @@ def _stale_figures(out: Path, files: dict) -> list[str]:
                   if f"{FIGURES}/{p.name}" not in files)
 
 
-def check(files: dict, out: Path) -> list[str]:
-    """Names of the files under ``out`` that differ from ``files`` (or should not exist)."""
-    from benchmark.report import plots
+def check(files: dict, out: Path, measured_protocols=()) -> list[str]:
+    """Names of the files under ``out`` that differ from ``files`` (or should not exist).
+
+    Pages of ``measured_protocols`` (trained and measured on this host) are compared by
+    structure only (:mod:`benchmark.report.measured`), their figures by existence."""
+    from benchmark.report import measured, plots
 
     stale = []
     for name, content in files.items():
         path = out / name
+        if measured_protocols and measured.is_measured_figure(name, measured_protocols):
+            if not path.is_file():
+                stale.append(name)
+                sys.stdout.write(f"{name}: missing\n")
+            continue
+        if measured_protocols and isinstance(content, str) and path.is_file() and \
+                measured.same(name, path.read_text(), content, measured_protocols):
+            continue
         if isinstance(content, bytes):
             current = path.read_bytes() if path.is_file() else b""
             fresh, how = plots.same_figure(current, content)
