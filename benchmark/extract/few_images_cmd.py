@@ -80,7 +80,7 @@ def few_images_for(loaded, dataset, indices, info, *, batch_size: int, text_batc
             "split": dataset.split}
     scale = getattr(loaded.model, "logit_scale", None)
     if scale is not None:  # the model's own temperature, for reference (not used in logits)
-        value = float(scale.exp()) if hasattr(scale, "exp") else float(scale)
+        value = float(scale.detach().exp()) if hasattr(scale, "exp") else float(scale)
         if math.isfinite(value):
             meta["logit_scale"] = value
     return make_arrays(feats, logits, labels), meta
