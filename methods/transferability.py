@@ -194,10 +194,10 @@ def logme(features: np.ndarray, y: np.ndarray, max_iter: int = 100, tol: float =
 
 
 # -- the selectors -------------------------------------------------------------------------
-_UNLABELLED_NEEDS = ("a few unlabelled target images (20 on minizoo): one forward pass per "
+_UNLABELLED_NEEDS = ("a few unlabelled target images (20 by default and on minizoo): one forward pass per "
                      "image and candidate, and the text tower on the class prompts; no labels")
 _LABELLED_NEEDS = ("LABELLED target images (stronger setting than language-only): a few "
-                   "target images WITH their labels (20 on minizoo), one forward pass per image "
+                   "target images WITH their labels (20 by default and on minizoo), one forward pass per image "
                    "and candidate, and the text tower on the class prompts")
 
 
