@@ -20,7 +20,7 @@ def test_run_on_a_reduced_minizoo_from_an_empty_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("VLMBENCH_DATA", raising=False)
     feats = tmp_path / "features"
     out = tmp_path / "run"
-    rc = main(["run", "--protocol", "minizoo", "--methods", "dcd,swab,inb,random",
+    rc = main(["run", "--protocol", "minizoo", "--methods", "dcd,swab,inb,random,zs-maxprob,leep",
                "--models", MODELS, "--datasets", DATASETS, "--features-dir", str(feats),
                "--seeds", "1", "--no-progress", "--out", str(out)])
     assert rc == 0
