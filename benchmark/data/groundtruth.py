@@ -135,6 +135,7 @@ class Predictions:
 
     labels: np.ndarray  # int [N]: true class
     logits: np.ndarray  # float [N, C]: zero-shot logits (row-shifted: softmax/argmax unchanged)
+    image_ids: tuple[str, ...] | None = None  # when the record was computed on a sample
 
 
 def extract_command(model: str, dataset: str) -> str:
@@ -162,7 +163,8 @@ def pack_predictions(store: FeatureStore, model: str, dataset: str) -> Predictio
             f"the {PACKS_KIND} record of {model} on {dataset}: labels {labels.dtype}"
             f"{list(labels.shape)} and logits {list(logits.shape)} do not match; re-extract it: "
             f"{extract_command(model, dataset)}")
-    return Predictions(labels, logits)
+    ids = rec.meta.get("image_ids")
+    return Predictions(labels, logits, tuple(ids) if ids is not None else None)
 
 
 def check_accuracies(table: pd.DataFrame, where: str) -> None:
