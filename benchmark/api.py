@@ -112,8 +112,9 @@ class Results:
     def outcome(self) -> pd.DataFrame:
         """One row per method: what a user gets from its choice (acc@k, regret@k against the
         best of all the target's candidates, nregret, hit@k, noise-tolerant ``~`` columns and
-        the binomial SE of acc@1); ``.attrs["note"]`` says on which targets the noise columns
-        could use a test-split size."""
+        the binomial SE of acc@1; ``ens@3``, MLL's top-3 ensemble, beside acc@1 when the run
+        has it: minizoo); ``.attrs["note"]`` says on which targets the noise columns could use a
+        test-split size, and how ens@3 is computed."""
         from benchmark.report.leaderboard import outcome_frame, partial_methods
 
         frame, note = outcome_frame(self.scores, set(partial_methods(self.coverage)))
@@ -198,7 +199,10 @@ def evaluate(
     ``params``: ``{method name: {param: value}}`` overrides. ``seeds``: a count (``10`` means
     0..9) or explicit seeds; default the protocol's. ``protocol``: a name
     (``python -m benchmark list protocols``) or a protocol TOML file. The other options are the
-    ``run`` command's flags of the same names.
+    ``run`` command's flags of the same names. Features missing for a method raise
+    :class:`benchmark.core.harness.MissingFeaturesError`: a short summary (the ``run``
+    command's error), with ``.listing`` (one extract command per kind and model) and
+    ``.missing`` (kind -> missing ``(model, dataset)`` records).
     """
     from benchmark.core.harness import Harness
     from benchmark.core.metrics import MetricConfig

@@ -251,5 +251,6 @@ def test_sweep_without_packs_names_the_extract_commands(tmp_path, capsys, lovm) 
                "--features-dir", str(empty), "--out", str(tmp_path / "o"), "--no-progress"])
     assert rc == 2
     err = capsys.readouterr().err
-    assert "dcd needs features" in err and "python -m benchmark extract conductance" in err
+    assert "dcd needs features" in err
+    assert "python -m benchmark extract all --protocol lovm --kinds conductance" in err
     assert not (tmp_path / "o").exists()

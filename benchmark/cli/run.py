@@ -54,13 +54,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="rank only the models that have a method's features (coverage reported)")
     p.add_argument("--allow-random-init", action="store_true",
                    help="accept feature packs extracted with --random-init (smoke tests)")
+    p.add_argument("--list-missing", action="store_true",
+                   help="when features are missing, also print one extract command per "
+                   "(kind, model) (the error itself is a short summary)")
     add_progress_option(p)
     add_data_options(p)
 
 
 def run(args) -> int:
-    from benchmark.api import evaluate
     from benchmark.core import results
+    from benchmark.core.harness import MissingFeaturesError
     from benchmark.core.protocol import get_protocol
 
     names = csv_list(args.methods)
@@ -82,19 +85,31 @@ def run(args) -> int:
             pipeline.ensure(csv_list(args.models) or None, features_dir=args.features_dir,
                             progress=not args.no_progress,
                             datasets=csv_list(args.datasets) or None)
-        res = evaluate(
-            names, args.protocol, seeds, params=overrides,
-            models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,
-            tau_variant=args.tau_variant, ndcg_ideal=args.ndcg_ideal,
-            features_dir=args.features_dir, mirror=args.mirror, offline=args.offline or None,
-            skip_unavailable=args.skip_unavailable, allow_partial=args.allow_partial,
-            allow_random_init=args.allow_random_init, common_candidates=args.common_candidates,
-            progress=not args.no_progress,
-        )
+        try:
+            res = _evaluate(args, names, seeds, overrides)
+        except MissingFeaturesError as err:
+            if args.list_missing:
+                print("\n".join(err.listing))
+            raise
         res.save(out, extra={"command": " ".join(sys.argv)})
     print(summary(res))
     print(f"wrote {out} ({res.provenance['wall_time_s']:.1f} s)")
     return 0
+
+
+def _evaluate(args, names, seeds, overrides):
+    """``benchmark.evaluate`` with this command's options (its errors are the API's)."""
+    from benchmark.api import evaluate
+
+    return evaluate(
+        names, args.protocol, seeds, params=overrides,
+        models=csv_list(args.models) or None, datasets=csv_list(args.datasets) or None,
+        tau_variant=args.tau_variant, ndcg_ideal=args.ndcg_ideal,
+        features_dir=args.features_dir, mirror=args.mirror, offline=args.offline or None,
+        skip_unavailable=args.skip_unavailable, allow_partial=args.allow_partial,
+        allow_random_init=args.allow_random_init, common_candidates=args.common_candidates,
+        progress=not args.no_progress,
+    )
 
 
 def summary(result) -> str:

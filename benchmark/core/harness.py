@@ -7,7 +7,9 @@ For every method, seed and target ``t`` of a protocol:
 2. ``TargetView``: ``t``'s metadata, its candidates (models with a published cell on ``t`` and,
    for a method that requires features, with those features on ``t``), its features;
 3. ``selector = make(method).fit(train)``; ``scores = selector.score(target)``;
-4. the metrics of ``scores`` against ``t``'s ground truth, computed here, outside the selector.
+4. the metrics of ``scores`` against ``t``'s ground truth, computed here, outside the selector;
+   where the ground-truth packs of ``t``'s candidates hold per-image predictions (``minizoo``),
+   also MLL's reuse metric ``ens@3`` (:func:`benchmark.core.metrics.top_k_ensemble_accuracy`).
 
 A fresh selector is made for every fold. A method that is not ``stochastic`` is run for the
 first seed only and its rows are repeated for the other seeds (its scores cannot depend on
@@ -35,7 +37,9 @@ import numpy as np
 import pandas as pd
 
 import methods as method_registry
+from benchmark.core.metrics import ENSEMBLE_K, top_k, top_k_ensemble_accuracy
 from benchmark.core.protocol import (
+    PROTOCOLS,
     Protocol,
     ProtocolData,
     is_reproduction,
@@ -53,7 +57,19 @@ SCORE_COLUMNS = ["method", "protocol", "seed", "target", "metric", "k", "value"]
 
 
 class MissingFeaturesError(RuntimeError):
-    """A requested method needs features that are not in the cache (message lists them)."""
+    """Requested methods need features that are not in the cache.
+
+    The message is short (what is missing, its estimated GPU-hours, the one command that
+    extracts all of it, the way to scale it out, the minizoo command that runs now); the
+    per-model commands are in :attr:`listing` (``run --list-missing`` prints them) and the
+    missing records in :attr:`missing` (kind -> ``(model, dataset)`` pairs).
+    """
+
+    def __init__(self, message: str, listing: list[str] | None = None,
+                 missing: Mapping[str, tuple] | None = None) -> None:
+        super().__init__(message)
+        self.listing = list(listing or [])
+        self.missing = dict(missing or {})
 
 
 class SelectorError(RuntimeError):
@@ -183,6 +199,7 @@ class Harness:
         self._views: dict[tuple, FeatureView] = {}
         self._dense: dict[str, DenseTable] = {}
         self._train_gt: dict[str, GroundTruth] = {}
+        self._reuse: dict[str, tuple[np.ndarray, dict[str, np.ndarray], list[str]]] = {}
 
     @classmethod
     def from_data(
@@ -208,30 +225,41 @@ class Harness:
             )
         return self._features[kind]
 
-    def missing_features(self, method: MethodRun) -> list[str]:
-        """One line per (kind, model) whose missing records block ``method``.
+    def missing_records(self, method: MethodRun) -> dict[str, tuple[tuple[str, str], ...]]:
+        """Kind -> the ``(model, dataset)`` records whose absence blocks ``method``.
 
         Strict kinds (conductance, ...) need a record for every candidate that can be
         extracted; models that cannot be (not open_clip: BLIP, BEiT-3) are simply not
         candidates for the method, as are all uncovered models of a ``partial`` kind (text
         features, published for LOVM's models only) or under ``allow_partial``. A method with
-        no candidate on any target is always blocked.
+        no candidate on any target is always blocked (all its candidates' records listed).
         """
-        lines = []
+        out = {}
         targets = self.pdata.evaluable_targets()
         for kind in method.cls.requires:
             recs = self.features(kind)
             fk = get_kind(kind)
+            wanted = [(m, d) for d in targets for m in self.pdata.candidates(d)]
             if fk.partial or self.allow_partial:
-                covered = any((m, d) in recs for d in targets for m in self.pdata.candidates(d))
-                if not covered:
-                    lines.append(f"  {kind}: no records for any model of {self.protocol.name}: "
-                                 + fk.command(["MODEL,..."], targets))
+                if any(p in recs for p in wanted):
+                    continue
+                pairs = [p for p in wanted if extractable(p[0])] or wanted
+            else:
+                pairs = [p for p in wanted if p not in recs and extractable(p[0])]
+            if pairs:
+                out[kind] = tuple(pairs)
+        return out
+
+    def missing_features(self, method: MethodRun) -> list[str]:
+        """One line per (kind, model) whose missing records block ``method``: its command."""
+        lines = []
+        targets = self.pdata.evaluable_targets()
+        for kind, pairs in self.missing_records(method).items():
+            fk = get_kind(kind)
+            if fk.partial or self.allow_partial:
+                lines.append(f"  {kind}: no records for any model of {self.protocol.name}: "
+                             + fk.command(["MODEL,..."], targets))
                 continue
-            pairs = [
-                (m, d) for d in targets for m in self.pdata.candidates(d)
-                if (m, d) not in recs and extractable(m)
-            ]
             for model, datasets in group_missing(pairs).items():
                 lines.append(
                     f"  {kind} for {model} on {len(datasets)} dataset(s): "
@@ -241,23 +269,28 @@ class Harness:
 
     def check_available(self, methods: list[MethodRun], skip_unavailable: bool) -> dict[str, str]:
         """Fail fast (or skip, when asked) for methods whose features are missing."""
-        skipped, errors = {}, []
+        skipped, blocked = {}, {}
         for m in methods:
-            lines = self.missing_features(m)
-            if not lines:
+            missing = self.missing_records(m)
+            if not missing:
                 continue
             if skip_unavailable:
-                blocking = [k for k in m.cls.requires
-                            if any(ln.startswith((f"  {k} ", f"  {k}:")) for ln in lines)]
-                skipped[m.name] = "; ".join(get_kind(k).needs for k in blocking)
+                skipped[m.name] = "; ".join(get_kind(k).needs for k in missing)
                 log.warning("skipping %s: %s", m.name, skipped[m.name])
             else:
-                errors.append(f"{m.name} needs features that are not in {self.ctx.store.root}:")
-                errors += lines
-        if errors:
-            errors.append("(make them with the commands above; or pass --allow-partial to rank "
-                          "only the covered models, or --skip-unavailable to skip the method)")
-            raise MissingFeaturesError("\n".join(errors))
+                blocked[m.name] = missing
+        if blocked:
+            listing = []
+            for m in methods:
+                if m.name in blocked:
+                    listing.append(f"{m.name} needs features that are not in "
+                                   f"{self.ctx.store.root}:")
+                    listing += self.missing_features(m)
+            raise MissingFeaturesError(
+                missing_message(self.protocol, blocked, [m.name for m in methods],
+                                self.ctx.store.root, listing),
+                listing=listing,
+                missing={k: v for miss in blocked.values() for k, v in miss.items()})
         return skipped
 
     # -- views ----------------------------------------------------------------------------
@@ -326,6 +359,49 @@ class Harness:
             candidates=tuple(candidates),
         )
 
+    # -- reuse (per-image predictions of the ground-truth packs) ---------------------------
+    def reuse_predictions(self, target: str) -> tuple[np.ndarray | None, dict[str, np.ndarray],
+                                                      list[str]]:
+        """``(labels, model -> logits, problems)`` on ``target``: the per-image predictions of
+        the candidates whose ground-truth cell comes from a pack (``packs`` source), all on the
+        same test images; ``problems``: one line per candidate left out (a pack without
+        predictions names the command that adds them). Never seen by a selector."""
+        if target in self._reuse:
+            return self._reuse[target]
+        from benchmark.data.groundtruth import pack_predictions
+        from benchmark.features.store import FeaturePackError
+
+        labels, ids, logits, problems = None, None, {}, []
+        if "packs" in self.protocol.gt_sources:
+            t = self.pdata.targets_gt.table
+            packed = set(t.loc[(t["dataset"] == target) & (t["source"] == "packs"), "model"])
+            for m in self.pdata.candidates(target):
+                if m not in packed:
+                    continue
+                try:
+                    p = pack_predictions(self.ctx.store, m, target)
+                except FeaturePackError as err:
+                    problems.append(str(err))
+                    continue
+                if labels is None:
+                    labels, ids = p.labels, p.image_ids
+                elif not np.array_equal(labels, p.labels) or ids != p.image_ids:
+                    problems.append(f"the ground-truth record of {m} on {target} was computed "
+                                    f"on other test images than the other candidates'")
+                    continue
+                logits[m] = p.logits
+        self._reuse[target] = (labels, logits, problems)
+        return self._reuse[target]
+
+    def ensemble_metric(self, scores: pd.Series, target: str) -> float | None:
+        """``ens@3`` of ``scores`` on ``target``, or None when a chosen model has no per-image
+        predictions there."""
+        labels, logits, _ = self.reuse_predictions(target)
+        chosen = top_k(scores, ENSEMBLE_K)
+        if labels is None or any(m not in logits for m in chosen):
+            return None
+        return top_k_ensemble_accuracy(scores, logits.__getitem__, labels, ENSEMBLE_K)
+
     # -- running --------------------------------------------------------------------------
     def score_fold(self, method: MethodRun, target: str, seed: int, candidates=None) -> pd.Series:
         kinds = method.cls.requires
@@ -363,6 +439,7 @@ class Harness:
         best = {t: float(truth[t].reindex(self.pdata.candidates(t)).max()) for t in targets}
         n_test = {t: test_size(t) for t in targets}
         score_rows, pred_rows, cov_rows, time_rows = [], [], [], []
+        no_ens: set[str] = set()
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
         from benchmark.progress import bars_enabled, stage
 
@@ -394,11 +471,21 @@ class Harness:
                         continue
                     values = metric_cfg.evaluate(s, truth[t].reindex(s.index), best=best[t],
                                                  n_test=n_test[t])
+                    ens = self.ensemble_metric(s, t)
+                    if ens is not None:
+                        values.append(("ens", ENSEMBLE_K, ens))
+                    else:
+                        no_ens.add(t)
                     rep = seeds if not m.cls.stochastic else (seed,)
                     for out_seed in rep:
                         score_rows += [(m.name, self.protocol.name, out_seed, t, *v) for v in values]
                         pred_rows += [(m.name, out_seed, t, model, float(x)) for model, x in s.items()]
         bar.close()
+        if "packs" in self.protocol.gt_sources and no_ens:
+            problems = [p for t in sorted(no_ens) for p in self.reuse_predictions(t)[2]]
+            log.warning("ens@3 (top-3 ensemble) not computed on %d target(s) (%s)%s",
+                        len(no_ens), ", ".join(sorted(no_ens)),
+                        f": {problems[0]}" if problems else "")
         scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
         scores = scores.sort_values(["method", "seed", "target", "metric", "k"], kind="stable")
         preds = pd.DataFrame(pred_rows, columns=["method", "seed", "target", "model", "score"])
@@ -409,6 +496,76 @@ class Harness:
         timings = pd.DataFrame(time_rows, columns=["method", "seed", "target", "seconds"])
         return RunResult(self.protocol, scores.reset_index(drop=True),
                          preds.reset_index(drop=True), cov, methods, skipped, timings)
+
+
+#: a per-model listing up to this many lines is the message itself (a pack or two missing)
+SHORT_LISTING = 3
+MINIZOO = "minizoo"
+
+
+def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple]],
+                    requested: list[str], store_root, listing: list[str]) -> str:
+    """The text of :class:`MissingFeaturesError`, at most ~10 lines whatever the zoo.
+
+    ``blocked``: method -> kind -> missing ``(model, dataset)`` records. A listing of at most
+    :data:`SHORT_LISTING` per-model commands is shown as it is; a longer one is summed up per
+    kind (records, models x datasets, estimated GPU-hours from
+    :mod:`benchmark.features.cost`), with the one command that extracts all of it for the
+    protocol, the Ray / SLURM way, and the minizoo command that runs right now.
+    """
+    from benchmark.features.cost import PER_MODEL_KINDS, gpu_hours
+
+    names = list(blocked)
+    skip_hint = (f"--allow-partial to rank only the covered models, or --skip-unavailable to "
+                 f"skip {', '.join(names)}")
+    if len(listing) - len(names) <= SHORT_LISTING:
+        return "\n".join([*listing, f"(make them with the commands above; or pass {skip_hint})"])
+    kinds: dict[str, list] = {}  # kind -> pairs, in the order the methods require them
+    for miss in blocked.values():
+        for kind, pairs in miss.items():
+            kinds.setdefault(kind, [])
+            kinds[kind] += [p for p in pairs if p not in set(kinds[kind])]
+    verb = "needs" if len(names) == 1 else "need"
+    lines = [f"{', '.join(names)} {verb} features that are not in {store_root}:"]
+    total, no_estimate = 0.0, set()
+    for kind, pairs in kinds.items():
+        models = dict.fromkeys(m for m, _ in pairs)
+        datasets = dict.fromkeys(d for _, d in pairs)
+        hours, unknown = gpu_hours(kind, pairs)
+        total += hours
+        no_estimate.update(unknown)
+        what = (f"{len(models)} models" if kind in PER_MODEL_KINDS
+                else f"{len(pairs)} records ({len(models)} models x {len(datasets)} datasets)")
+        lines.append(f"  {kind}: {what} missing, ~{_hours(hours)} GPU-hours")
+    if len(kinds) > 1:
+        lines.append(f"  all {len(kinds)} kinds: ~{_hours(total)} GPU-hours")
+    note = f"; no estimate for {len(no_estimate)} model(s)" if no_estimate else ""
+    lines.append("  (GPU-hours: an estimate from CPU timings, default settings, "
+                 f"docs/extraction_cost.md{note})")
+    command = f"python -m benchmark extract all --protocol {protocol.name} --kinds {','.join(kinds)}"
+    named = PROTOCOLS.get(protocol.name)  # a run restricted by --models / --datasets: say so
+    if named is not None and tuple(named.zoo) != tuple(protocol.zoo):
+        command += f" --models {','.join(protocol.zoo)}"
+    if named is not None and tuple(named.datasets) != tuple(protocol.datasets):
+        command += f" --datasets {','.join(protocol.datasets)}"
+    if any(not extractable(m) for m in protocol.zoo):
+        command += " --skip-unextractable"
+    lines += [
+        f"extract all of it: {command}",
+        "  scale out: the same with --backend ray (a Ray cluster) or with --shard "
+        "$SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT (a SLURM job array): docs/slurm.md",
+    ]
+    if protocol.name != MINIZOO:
+        lines.append("runs right now (small CLIP models trained here, on CPU): "
+                     f"python -m benchmark run --protocol {MINIZOO} --methods "
+                     f"{','.join(requested)}")
+    lines.append("per-model extract commands: run --list-missing (MissingFeaturesError.listing); "
+                 f"or pass {skip_hint}")
+    return "\n".join(lines)
+
+
+def _hours(h: float) -> str:
+    return f"{h:.0f}" if h >= 10 else f"{h:.1f}" if h >= 0.1 else f"{h:.2f}"
 
 
 def test_size(dataset: str) -> int | None:

@@ -513,23 +513,31 @@ def upstream() -> None:
 
 
 def test_run_without_packs_fails_fast_with_extract_commands(tmp_path, capsys, upstream) -> None:
+    """A short error (issue 12, item 7); the per-model commands behind --list-missing."""
     from benchmark.cli import main
     from benchmark.core.protocol import get_protocol
 
     empty = tmp_path / "features"
     empty.mkdir()
-    rc = main(["run", "--methods", "dcd,inb", "--protocol", "lovm", "--features-dir", str(empty),
-               "--seeds", "1", "--out", str(tmp_path / "out"), "--no-progress", "--offline"])
-    err = capsys.readouterr().err
-    assert rc == 2
+    argv = ["run", "--methods", "dcd,inb", "--protocol", "lovm", "--features-dir", str(empty),
+            "--seeds", "1", "--no-progress", "--offline"]
+    rc = main([*argv, "--out", str(tmp_path / "out")])
+    out, err = capsys.readouterr()
+    assert rc == 2 and out == ""
     assert not (tmp_path / "out").exists()
     assert f"dcd needs features that are not in {empty}" in err
     zoo = get_protocol("lovm").zoo
-    lines = [ln for ln in err.splitlines() if ln.startswith("  conductance for ")]
+    assert (f"  conductance: {len(zoo) * 22} records ({len(zoo)} models x 22 datasets) "
+            "missing, ~") in err
+    assert "python -m benchmark extract all --protocol lovm --kinds conductance" in err
+    assert "--skip-unavailable" in err and len(err.splitlines()) <= 12
+    rc = main([*argv, "--out", str(tmp_path / "out2"), "--list-missing"])
+    out, err2 = capsys.readouterr()
+    assert rc == 2 and err2 == err
+    lines = [ln for ln in out.splitlines() if ln.startswith("  conductance for ")]
     assert len(lines) == len(zoo)  # one line per model (its missing datasets grouped)
     assert (f"  conductance for {zoo[0]} on 22 dataset(s): python -m benchmark extract "
-            f"conductance --models {zoo[0]} --datasets cars,cifar100,") in err
-    assert "--skip-unavailable" in err
+            f"conductance --models {zoo[0]} --datasets cars,cifar100,") in out
 
 
 def test_skip_unavailable_runs_the_others_and_leaderboard_says_why(tmp_path, upstream) -> None:
