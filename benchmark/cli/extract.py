@@ -59,7 +59,8 @@ def selected_kinds(args: argparse.Namespace) -> list[str]:
     if args.methods:
         import methods as registry
 
-        wanted = [k for n in csv(args.methods) for k in registry.resolve(n)[1].requires]
+        wanted = [KINDS[k].pack_kind if k in KINDS else k
+                  for n in csv(args.methods) for k in registry.resolve(n)[1].requires]
         kinds = [k for k in dict.fromkeys(wanted) if k in EXTRACTORS]
         if not kinds:
             raise UsageError(f"--methods {args.methods}: these methods need no extracted "

@@ -523,6 +523,7 @@ def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple
     kinds: dict[str, list] = {}  # kind -> pairs, in the order the methods require them
     for miss in blocked.values():
         for kind, pairs in miss.items():
+            kind = get_kind(kind).pack_kind  # two kinds reading one pack: one line
             kinds.setdefault(kind, [])
             kinds[kind] += [p for p in pairs if p not in set(kinds[kind])]
     verb = "needs" if len(names) == 1 else "need"
@@ -536,7 +537,9 @@ def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple
         no_estimate.update(unknown)
         what = (f"{len(models)} models" if kind in PER_MODEL_KINDS
                 else f"{len(pairs)} records ({len(models)} models x {len(datasets)} datasets)")
-        lines.append(f"  {kind}: {what} missing, ~{_hours(hours)} GPU-hours")
+        cost = (f"~{_hours(hours)} GPU-hours" if len(unknown) < len(models)
+                else "no GPU-hour estimate")  # e.g. a kind the cost table lacks
+        lines.append(f"  {kind}: {what} missing, {cost}")
     if len(kinds) > 1:
         lines.append(f"  all {len(kinds)} kinds: ~{_hours(total)} GPU-hours")
     note = f"; no estimate for {len(no_estimate)} model(s)" if no_estimate else ""

@@ -57,6 +57,14 @@ class FeatureKind:
     # the target's part carries labels of a few of its images: a method requiring this kind
     # is in the labelled-target setting (a stronger one), marked on every leaderboard page
     target_labels: bool = False
+    # the pack (and ``extract`` subcommand) the records come from, when not ``name``: kinds
+    # that read one pack differently (few-images / few-labelled-images)
+    pack: str = ""
+
+    @property
+    def pack_kind(self) -> str:
+        """The pack kind (``extract`` subcommand) that makes this kind's records."""
+        return self.pack or self.name
 
     def target_part(self, record: Record) -> Record:
         """What a selector sees of ``record`` when its dataset is the held-out target."""
@@ -197,6 +205,7 @@ _KINDS: dict[str, FeatureKind] = {
         load=_lazy("benchmark.features.few_images", "load_labelled"),
         mock=_lazy("benchmark.features.few_images", "mock_labelled"),
         target_labels=True,
+        pack="few-images",
     ),
 }
 #: the feature kinds, fixed at start-up (read-only)
