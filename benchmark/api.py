@@ -112,8 +112,9 @@ class Results:
     def outcome(self) -> pd.DataFrame:
         """One row per method: what a user gets from its choice (acc@k, regret@k against the
         best of all the target's candidates, nregret, hit@k, noise-tolerant ``~`` columns and
-        the binomial SE of acc@1); ``.attrs["note"]`` says on which targets the noise columns
-        could use a test-split size."""
+        the binomial SE of acc@1; ``ens@3``, MLL's top-3 ensemble, beside acc@1 when the run
+        has it: minizoo); ``.attrs["note"]`` says on which targets the noise columns could use a
+        test-split size, and how ens@3 is computed."""
         from benchmark.report.leaderboard import outcome_frame, partial_methods
 
         frame, note = outcome_frame(self.scores, set(partial_methods(self.coverage)))

@@ -61,6 +61,21 @@ REGISTRY: dict[str, MethodSpec] = {
     "matrix-completion": _spec("methods.completion:MatrixCompletion", "inductive low-rank completion of the "
                                "accuracy table, target column from task text embeddings (kernel ridge); "
                                "rank, lambda chosen by leave-one-source-out"),
+    # issue 14, few-image methods (methods/transferability.py; kinds few-images / few-labelled-images)
+    "zs-maxprob": _spec("methods.transferability:ZeroShotMaxProb", "mean max-softmax of the zero-shot "
+                        "predictions on a few unlabelled target images"),
+    "zs-entropy": _spec("methods.transferability:ZeroShotEntropy", "minus the mean zero-shot prediction "
+                        "entropy on a few unlabelled target images"),
+    "leep": _spec("methods.transferability:LEEP", "LABELLED target images: LEEP of the zero-shot class "
+                  "distribution (Nguyen et al. 2020)"),
+    "nce": _spec("methods.transferability:NCE", "LABELLED target images: NCE of the zero-shot hard "
+                 "predictions (Tran et al. 2019)"),
+    "h-score": _spec("methods.transferability:HScore", "LABELLED target images: H-score of the image "
+                     "embeddings (Bao et al. 2019); degenerate when images <= width"),
+    "h-score-shrunk": _spec("methods.transferability:HScoreShrunk", "LABELLED target images: Ledoit-Wolf "
+                            "regularised H-score (Ibrahim et al. 2023)"),
+    "logme": _spec("methods.transferability:LogME", "LABELLED target images: LogME of the image "
+                   "embeddings (You et al. 2021)"),
 }
 
 

@@ -148,7 +148,9 @@ def test_extract_all_selects_kinds_from_methods_or_kinds():
     def kinds(**kw):
         return selected_kinds(argparse.Namespace(**{"kinds": None, "methods": None, **kw}))
 
-    assert kinds() == ["conductance", "text-features", "model-labels", "class-stats"]
+    assert kinds() == ["conductance", "text-features", "model-labels", "class-stats",
+                       "few-images"]
+    assert kinds(methods="leep,zs-maxprob") == ["few-images"]  # two kinds, one pack
     assert kinds(methods="dcd,swab-full,dcd") == ["conductance", "text-features", "class-stats"]
     assert kinds(kinds="class-stats,ground-truth") == ["class-stats", "ground-truth"]
     with pytest.raises(UsageError, match="unknown kind 'cond'"):

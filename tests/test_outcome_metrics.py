@@ -190,3 +190,139 @@ def test_mll_comparison_hand_computed():
     mean_row = [i for i in table.index if i.startswith("mean")][0]
     assert mean_row == "mean (2 targets)"
     assert table.loc[mean_row, "inb (ours)"] == pytest.approx((0.85 + 0.7) / 2)
+
+
+# -- reuse: MLL's top-3 ensemble (ens@3) -------------------------------------------------
+def _log(*probs):
+    """Logits whose softmax is exactly ``probs`` (one row per image)."""
+    return np.log(np.asarray(probs, dtype=float))
+
+
+def test_ensemble_hand_computed_entropy_weights_flip_the_vote():
+    from benchmark.core.metrics import ensemble_accuracy, ensemble_predict
+
+    # image 0 (label 1): a and b say (0.8, 0.2), c says (0.05, 0.95). Plain averaging picks
+    # class 0 (1.65 vs 1.35); MLL's weights 1/H: H(0.8, 0.2) = 0.721928 bits -> w = 1.385180,
+    # H(0.05, 0.95) = 0.286397 -> w = 3.491663: class 0 = 2 * 1.108144 + 0.174583 = 2.390871,
+    # class 1 = 2 * 0.277036 + 3.317080 = 3.871152 -> class 1. Image 1 (label 0): all (0.9, 0.1).
+    a = b = _log((0.8, 0.2), (0.9, 0.1))
+    c = _log((0.05, 0.95), (0.9, 0.1))
+    labels = np.array([1, 0])
+    assert ensemble_predict([a, b, c]).tolist() == [1, 0]
+    assert ensemble_accuracy([a, b, c], labels) == 1.0
+    plain = np.argmax(sum(np.exp(x) for x in (a, b, c)), axis=1)
+    assert plain.tolist() == [0, 0]  # what unweighted averaging would say
+    # per-class member sets (MLL's general form): c not in S_1 -> image 0 goes to class 0
+    members = np.array([[1, 1], [1, 1], [1, 0]], dtype=bool)
+    assert ensemble_predict([a, b, c], members).tolist() == [0, 0]
+    assert ensemble_accuracy([a, b, c], labels, members) == 0.5
+    # a shift of a model's logits changes nothing (the packs store rows shifted to max 0)
+    assert ensemble_predict([a + 7.0, b - 3.0, c]).tolist() == [1, 0]
+
+
+def test_ensemble_one_hot_member_and_top_k_of_a_ranking():
+    from benchmark.core.metrics import ensemble_predict, top_k_ensemble_accuracy
+
+    sure = np.array([[0.0, -1000.0]])  # p = (1, 0): entropy 0, floored, no NaN
+    unsure = _log((0.4, 0.6))
+    assert ensemble_predict([sure, unsure]).tolist() == [0]
+    logits = {"a": _log((0.8, 0.2)), "b": _log((0.8, 0.2)), "c": _log((0.05, 0.95)),
+              "d": np.array([[0.0, -1000.0]])}
+    labels = np.array([1])
+    # top 3 of the ranking: c, b, a (d ranked last): the weighted vote is class 1 (above)
+    scores = pd.Series([2.0, 3.0, 4.0, 1.0], index=["a", "b", "c", "d"])
+    assert top_k_ensemble_accuracy(scores, logits.__getitem__, labels) == 1.0
+    # d in the top 3 (a confident wrong member) outvotes c
+    scores = pd.Series([1.0, 3.0, 4.0, 5.0], index=["a", "b", "c", "d"])
+    assert top_k_ensemble_accuracy(scores, logits.__getitem__, labels) == 0.0
+    with pytest.raises(ValueError, match="members must be"):
+        ensemble_predict([sure], np.ones((2, 2), bool))
+
+
+def test_outcome_frame_shows_ens_beside_acc1_only_when_present():
+    from benchmark.report.leaderboard import outcome_frame
+
+    rows = [("a", "p", 0, t, "acc", 1, 0.5) for t in ("x", "y")]
+    frame, note = outcome_frame(_scores(rows), columns=[("acc", 1), ("regret", 1)])
+    assert "ens@3" not in frame.columns and "ens@3" not in note
+    rows += [("a", "p", 0, "x", "ens", 3, 0.7), ("a", "p", 0, "y", "ens", 3, 0.9)]
+    frame, note = outcome_frame(_scores(rows), columns=[("acc", 1), ("regret", 1)])
+    assert list(frame.columns[:3]) == ["method", "acc@1", "ens@3"]
+    assert frame["ens@3"].item() == "0.800 ± 0.000"
+    assert "entropy-weighted" in note and "2 of 2 targets" in note
+
+
+GT_MODELS = ["RN50:openai", "ViT-B-32:openai", "ViT-B-16:openai", "ViT-L-14:openai"]
+GT_DATASETS = ["pcam", "mnist", "renderedsst2"]
+
+
+def _write_gt_packs(store, logits_too: bool = True, n: int = 24):
+    """Ground-truth records (extractor version 2) with random logits, as the command writes."""
+    from benchmark.features.store import Extractor
+
+    ext = Extractor("ground-truth", "2", {"per_image": "test"})
+    rng = np.random.default_rng(0)
+    classes = {"pcam": 2, "mnist": 10, "renderedsst2": 2, "imagenet1k": 5}
+    out = {}
+    for m in GT_MODELS:
+        for d, c in classes.items():
+            labels = np.repeat(np.arange(c), -(-n // c))[:n]
+            raw = rng.normal(0, 3, (n, c)) + 2.0 * np.eye(c)[labels] * rng.uniform(0, 2)
+            logits = (raw - raw.max(axis=1, keepdims=True)).astype(np.float16)
+            pred = raw.argmax(axis=1)
+            arrays = {"acc1": np.asarray(float((pred == labels).mean())),
+                      "n_images": np.asarray(n), "labels": labels.astype(np.int32),
+                      "pred": pred.astype(np.int32)}
+            if logits_too:
+                arrays["logits"] = logits
+            store.write("ground-truth", m, d, arrays, ext, {"n_images": n})
+            out[(m, d)] = (labels, logits.astype(float))
+    return out
+
+
+def _packs_harness(tmp_path, data, store):
+    import json
+
+    from benchmark.core.harness import Harness
+    from benchmark.core.protocol import load_protocol_file
+
+    toml = tmp_path / "mine.toml"
+    toml.write_text(f'name = "mine"\ndescription = "packs only"\nzoo = {json.dumps(GT_MODELS)}\n'
+                    f'datasets = {json.dumps(GT_DATASETS)}\ngt_sources = ["packs"]\nseeds = 2\n')
+    return Harness.from_data(load_protocol_file(toml), data, store)
+
+
+def test_harness_reports_ens3_from_the_packs_predictions(tmp_path, data):
+    from benchmark.core.harness import resolve_methods
+    from benchmark.core.metrics import top_k_ensemble_accuracy
+    from benchmark.features.store import FeatureStore
+
+    store = FeatureStore(tmp_path / "f")
+    packs = _write_gt_packs(store)
+    res = _packs_harness(tmp_path, data, store).run(resolve_methods(["inb", "random"]),
+                                                    progress=False)
+    ens = res.scores[res.scores.metric == "ens"]
+    assert set(ens["k"]) == {3} and len(ens) == 2 * 2 * len(GT_DATASETS)  # methods x seeds x t
+    for (method, seed, t), v in ens.set_index(["method", "seed", "target"])["value"].items():
+        p = res.predictions
+        s = p[(p.method == method) & (p.seed == seed) & (p.target == t)].set_index("model")
+        want = top_k_ensemble_accuracy(s["score"], lambda m, t=t: packs[(m, t)][1],
+                                       packs[(GT_MODELS[0], t)][0])
+        assert v == pytest.approx(want)
+
+
+def test_old_packs_without_predictions_run_without_ens3_and_say_why(tmp_path, data, caplog):
+    from benchmark.core.harness import resolve_methods
+    from benchmark.data.groundtruth import pack_predictions
+    from benchmark.features.store import FeaturePackError, FeatureStore
+
+    store = FeatureStore(tmp_path / "f")
+    _write_gt_packs(store, logits_too=False)
+    with caplog.at_level("WARNING"):
+        res = _packs_harness(tmp_path, data, store).run(resolve_methods(["inb"]), progress=False)
+    assert not (res.scores.metric == "ens").any() and (res.scores.metric == "acc").any()
+    assert "ens@3 (top-3 ensemble) not computed on 3 target(s)" in caplog.text
+    with pytest.raises(FeaturePackError, match=r"no per-image predictions .* re-extract it: "
+                       r"python -m benchmark extract ground-truth --models RN50:openai "
+                       r"--datasets pcam"):
+        pack_predictions(store, "RN50:openai", "pcam")

@@ -21,6 +21,7 @@ EXTRACTORS: dict[str, tuple[str, str]] = {
     "text-features": ("benchmark.extract.text_features_cmd", "LOVM's ModelGPT text features"),
     "model-labels": ("benchmark.extract.model_labels_cmd", "MLL model labels on the WordNet graph"),
     "class-stats": ("benchmark.extract.class_stats_cmd", "per-class accuracy, image and text embeddings (SWAB)"),
+    "few-images": ("benchmark.extract.few_images_cmd", "embeddings, zero-shot logits and labels of a few seeded test images"),
     "ground-truth": ("benchmark.extract.ground_truth_cmd", "zero-shot top-1 of new models (CLIP_benchmark protocol)"),
 }
 
@@ -58,7 +59,8 @@ def selected_kinds(args: argparse.Namespace) -> list[str]:
     if args.methods:
         import methods as registry
 
-        wanted = [k for n in csv(args.methods) for k in registry.resolve(n)[1].requires]
+        wanted = [KINDS[k].pack_kind if k in KINDS else k
+                  for n in csv(args.methods) for k in registry.resolve(n)[1].requires]
         kinds = [k for k in dict.fromkeys(wanted) if k in EXTRACTORS]
         if not kinds:
             raise UsageError(f"--methods {args.methods}: these methods need no extracted "

@@ -20,8 +20,8 @@ from benchmark.errors import UsageError
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True)
     e = sub.add_parser("export", help="write packs to a directory or an archive (.tar.gz, .zip)")
-    e.add_argument("kind", help="conductance, text-features, class-stats, model-labels, "
-                   "ground-truth")
+    e.add_argument("kind", help="pack kind: conductance, text-features, class-stats, "
+                   "few-images, model-labels, ground-truth")
     e.add_argument("dest", help="a directory (empty or new) or an archive file name")
     e.add_argument("--models", help="comma-separated model ids")
     e.add_argument("--protocol", help="instead of --models: every model of the protocol's zoo "
@@ -29,8 +29,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i = sub.add_parser("import", help="verify and import an export (directory, archive, URL)")
     i.add_argument("source", help="an export: directory, archive file or URL")
     o = sub.add_parser("origin", help="where packs come from (local or imported) and checksums")
-    o.add_argument("kind", help="conductance, text-features, class-stats, model-labels, "
-                   "ground-truth")
+    o.add_argument("kind", help="pack kind: conductance, text-features, class-stats, "
+                   "few-images, model-labels, ground-truth")
     o.add_argument("--models", required=True, help="comma-separated model ids")
     for q in (e, i, o):
         q.add_argument("--features-dir", help="feature pack directory (default "

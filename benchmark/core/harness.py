@@ -7,7 +7,9 @@ For every method, seed and target ``t`` of a protocol:
 2. ``TargetView``: ``t``'s metadata, its candidates (models with a published cell on ``t`` and,
    for a method that requires features, with those features on ``t``), its features;
 3. ``selector = make(method).fit(train)``; ``scores = selector.score(target)``;
-4. the metrics of ``scores`` against ``t``'s ground truth, computed here, outside the selector.
+4. the metrics of ``scores`` against ``t``'s ground truth, computed here, outside the selector;
+   where the ground-truth packs of ``t``'s candidates hold per-image predictions (``minizoo``),
+   also MLL's reuse metric ``ens@3`` (:func:`benchmark.core.metrics.top_k_ensemble_accuracy`).
 
 A fresh selector is made for every fold. A method that is not ``stochastic`` is run for the
 first seed only and its rows are repeated for the other seeds (its scores cannot depend on
@@ -35,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 import methods as method_registry
+from benchmark.core.metrics import ENSEMBLE_K, top_k, top_k_ensemble_accuracy
 from benchmark.core.protocol import (
     PROTOCOLS,
     Protocol,
@@ -196,6 +199,7 @@ class Harness:
         self._views: dict[tuple, FeatureView] = {}
         self._dense: dict[str, DenseTable] = {}
         self._train_gt: dict[str, GroundTruth] = {}
+        self._reuse: dict[str, tuple[np.ndarray, dict[str, np.ndarray], list[str]]] = {}
 
     @classmethod
     def from_data(
@@ -355,6 +359,49 @@ class Harness:
             candidates=tuple(candidates),
         )
 
+    # -- reuse (per-image predictions of the ground-truth packs) ---------------------------
+    def reuse_predictions(self, target: str) -> tuple[np.ndarray | None, dict[str, np.ndarray],
+                                                      list[str]]:
+        """``(labels, model -> logits, problems)`` on ``target``: the per-image predictions of
+        the candidates whose ground-truth cell comes from a pack (``packs`` source), all on the
+        same test images; ``problems``: one line per candidate left out (a pack without
+        predictions names the command that adds them). Never seen by a selector."""
+        if target in self._reuse:
+            return self._reuse[target]
+        from benchmark.data.groundtruth import pack_predictions
+        from benchmark.features.store import FeaturePackError
+
+        labels, ids, logits, problems = None, None, {}, []
+        if "packs" in self.protocol.gt_sources:
+            t = self.pdata.targets_gt.table
+            packed = set(t.loc[(t["dataset"] == target) & (t["source"] == "packs"), "model"])
+            for m in self.pdata.candidates(target):
+                if m not in packed:
+                    continue
+                try:
+                    p = pack_predictions(self.ctx.store, m, target)
+                except FeaturePackError as err:
+                    problems.append(str(err))
+                    continue
+                if labels is None:
+                    labels, ids = p.labels, p.image_ids
+                elif not np.array_equal(labels, p.labels) or ids != p.image_ids:
+                    problems.append(f"the ground-truth record of {m} on {target} was computed "
+                                    f"on other test images than the other candidates'")
+                    continue
+                logits[m] = p.logits
+        self._reuse[target] = (labels, logits, problems)
+        return self._reuse[target]
+
+    def ensemble_metric(self, scores: pd.Series, target: str) -> float | None:
+        """``ens@3`` of ``scores`` on ``target``, or None when a chosen model has no per-image
+        predictions there."""
+        labels, logits, _ = self.reuse_predictions(target)
+        chosen = top_k(scores, ENSEMBLE_K)
+        if labels is None or any(m not in logits for m in chosen):
+            return None
+        return top_k_ensemble_accuracy(scores, logits.__getitem__, labels, ENSEMBLE_K)
+
     # -- running --------------------------------------------------------------------------
     def score_fold(self, method: MethodRun, target: str, seed: int, candidates=None) -> pd.Series:
         kinds = method.cls.requires
@@ -392,6 +439,7 @@ class Harness:
         best = {t: float(truth[t].reindex(self.pdata.candidates(t)).max()) for t in targets}
         n_test = {t: test_size(t) for t in targets}
         score_rows, pred_rows, cov_rows, time_rows = [], [], [], []
+        no_ens: set[str] = set()
         total = sum(len(seeds) if m.cls.stochastic else 1 for m in active) * len(targets)
         from benchmark.progress import bars_enabled, stage
 
@@ -423,11 +471,21 @@ class Harness:
                         continue
                     values = metric_cfg.evaluate(s, truth[t].reindex(s.index), best=best[t],
                                                  n_test=n_test[t])
+                    ens = self.ensemble_metric(s, t)
+                    if ens is not None:
+                        values.append(("ens", ENSEMBLE_K, ens))
+                    else:
+                        no_ens.add(t)
                     rep = seeds if not m.cls.stochastic else (seed,)
                     for out_seed in rep:
                         score_rows += [(m.name, self.protocol.name, out_seed, t, *v) for v in values]
                         pred_rows += [(m.name, out_seed, t, model, float(x)) for model, x in s.items()]
         bar.close()
+        if "packs" in self.protocol.gt_sources and no_ens:
+            problems = [p for t in sorted(no_ens) for p in self.reuse_predictions(t)[2]]
+            log.warning("ens@3 (top-3 ensemble) not computed on %d target(s) (%s)%s",
+                        len(no_ens), ", ".join(sorted(no_ens)),
+                        f": {problems[0]}" if problems else "")
         scores = pd.DataFrame(score_rows, columns=SCORE_COLUMNS)
         scores = scores.sort_values(["method", "seed", "target", "metric", "k"], kind="stable")
         preds = pd.DataFrame(pred_rows, columns=["method", "seed", "target", "model", "score"])
@@ -465,6 +523,7 @@ def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple
     kinds: dict[str, list] = {}  # kind -> pairs, in the order the methods require them
     for miss in blocked.values():
         for kind, pairs in miss.items():
+            kind = get_kind(kind).pack_kind  # two kinds reading one pack: one line
             kinds.setdefault(kind, [])
             kinds[kind] += [p for p in pairs if p not in set(kinds[kind])]
     verb = "needs" if len(names) == 1 else "need"
@@ -478,7 +537,9 @@ def missing_message(protocol: Protocol, blocked: Mapping[str, Mapping[str, tuple
         no_estimate.update(unknown)
         what = (f"{len(models)} models" if kind in PER_MODEL_KINDS
                 else f"{len(pairs)} records ({len(models)} models x {len(datasets)} datasets)")
-        lines.append(f"  {kind}: {what} missing, ~{_hours(hours)} GPU-hours")
+        cost = (f"~{_hours(hours)} GPU-hours" if len(unknown) < len(models)
+                else "no GPU-hour estimate")  # e.g. a kind the cost table lacks
+        lines.append(f"  {kind}: {what} missing, {cost}")
     if len(kinds) > 1:
         lines.append(f"  all {len(kinds)} kinds: ~{_hours(total)} GPU-hours")
     note = f"; no estimate for {len(no_estimate)} model(s)" if no_estimate else ""

@@ -50,6 +50,21 @@ images:
 
 When ``n`` is unknown no tie can be established: ``regret_tol = regret`` and
 ``hit_tol = hit`` there (so ``regret_tol <= regret`` on every target and their means compare).
+
+Reuse (MLL's protocol, Tan et al. ICML 2025, Table 2 "k = 3"), only where per-image zero-shot
+predictions of the candidates exist (ground-truth packs of extractor version 2: ``minizoo``):
+
+- ``ens`` at ``k = ENSEMBLE_K = 3`` (:func:`ensemble_accuracy`): top-1 accuracy on the target's
+  test split of the ensemble of the method's top 3 models, combined as MLL's ``reuse.py`` does.
+  Per model ``m`` and image ``x``: ``p_m(x) = softmax(logits_m(x))`` over the target's classes
+  (logits ``100 cos``, CLIP's scale), weight ``w_m(x) = 1 / H_2(p_m(x))`` (the inverse of the
+  prediction's entropy in bits: confident members count more; ``0 log 0 = 0``, ``H`` floored at
+  1e-12), and the ensemble predicts ``argmax_c sum_{m in S_c} w_m(x) p_m(x)_c``. MLL selects the
+  set ``S_c`` *per class* (its top-3 models by the class-level reuse metric); a method here
+  returns one task-level ranking, so ``S_c`` = its top 3 for every class (what
+  :func:`ensemble_predict` computes with ``members=None``; a per-class ``members`` mask gives
+  MLL's general form). Differences to MLL's script: the ground-truth prompts (LOVM templates,
+  not MLL's single template) and ties broken by model id (:func:`top_k`).
 """
 
 from __future__ import annotations
@@ -63,7 +78,11 @@ from scipy.stats import kendalltau, rankdata
 METRICS = ("ndcg", "tau", "recall", "sum")
 OUTCOME_METRICS = ("acc", "regret", "nregret", "hit")
 NOISE_METRICS = ("se", "regret_tol", "hit_tol")
-ALL_METRICS = METRICS + OUTCOME_METRICS + NOISE_METRICS
+ALL_METRICS = METRICS + OUTCOME_METRICS + NOISE_METRICS  # every protocol's
+#: only where per-image predictions of the candidates exist (minizoo); at k = ENSEMBLE_K
+REUSE_METRICS = ("ens",)
+ENSEMBLE_K = 3
+ENTROPY_FLOOR = 1e-12
 TIE_Z = 1.96
 
 
@@ -309,3 +328,48 @@ def outcome_arrays(pred_order: np.ndarray, truth: np.ndarray, ks, best: float | 
         if n_test is not None:
             rows.append(("se", k, binomial_se(a, n_test)))
     return rows
+
+
+# -- reuse: MLL's ensemble of the top models --------------------------------------------
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, np.float64)
+    z = np.exp(z - z.max(axis=-1, keepdims=True))
+    return z / z.sum(axis=-1, keepdims=True)
+
+
+def ensemble_predict(logits, members: np.ndarray | None = None) -> np.ndarray:
+    """MLL's entropy-weighted ensemble (module docstring): predicted class ``[N]``.
+
+    ``logits``: one ``[N, C]`` array per member model (the same N images in the same order);
+    ``members``: ``[M, C]`` booleans, whether model m is in class c's set ``S_c`` (default: every
+    model for every class). A class no member votes for scores 0."""
+    stack = np.stack([np.asarray(x, np.float64) for x in logits])  # [M, N, C]
+    if stack.ndim != 3 or stack.shape[0] == 0 or stack.shape[2] == 0:
+        raise ValueError(f"ensemble_predict needs M >= 1 arrays [N, C], got {stack.shape}")
+    n_models, _, n_classes = stack.shape
+    mask = (np.ones((n_models, n_classes), bool) if members is None
+            else np.asarray(members, bool))
+    if mask.shape != (n_models, n_classes):
+        raise ValueError(f"members must be [{n_models}, {n_classes}], got {mask.shape}")
+    p = _softmax(stack)
+    plogp = np.where(p > 0, p * np.log2(np.where(p > 0, p, 1.0)), 0.0)
+    weight = 1.0 / np.maximum(-plogp.sum(axis=2, keepdims=True), ENTROPY_FLOOR)  # [M, N, 1]
+    combined = (p * weight * mask[:, None, :]).sum(axis=0)
+    return np.argmax(combined, axis=1)
+
+
+def ensemble_accuracy(logits, labels: np.ndarray, members: np.ndarray | None = None) -> float:
+    """Top-1 accuracy of :func:`ensemble_predict` against the true ``labels`` ``[N]``."""
+    y = np.asarray(labels)
+    pred = ensemble_predict(logits, members)
+    if len(y) != len(pred) or len(y) == 0:
+        raise ValueError(f"{len(y)} labels for {len(pred)} predictions")
+    return float(np.mean(pred == y))
+
+
+def top_k_ensemble_accuracy(scores: pd.Series, logits_of, labels: np.ndarray,
+                            k: int = ENSEMBLE_K) -> float:
+    """``ens@k``: :func:`ensemble_accuracy` of the top ``k`` models of ``scores`` (ties by id),
+    ``logits_of(model)`` giving each one's ``[N, C]`` logits on the target's test images."""
+    chosen = top_k(scores, k)
+    return ensemble_accuracy([logits_of(m) for m in chosen], labels)

@@ -4,7 +4,8 @@ A results directory holds
 
 - ``scores.csv``: exactly the columns ``method, protocol, seed, target, metric, k, value``
   (metric in ``ndcg, tau, recall, sum`` at the ranking k and ``acc, regret, nregret, hit,
-  regret_tol, hit_tol, se`` at the outcome k; one row per method, seed, target, metric and k);
+  regret_tol, hit_tol, se`` at the outcome k, and ``ens`` at k = 3 where the ground-truth packs
+  hold per-image predictions; one row per method, seed, target, metric and k);
 - ``predictions.csv``: ``method, seed, target, model, score`` (what each selector returned);
 - ``coverage.csv``: per method and target, how many of the protocol's candidates it scored;
 - ``timings.csv``: ``method, seed, target, seconds`` -- wall time of each fold (fit + score;

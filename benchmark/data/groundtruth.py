@@ -129,6 +129,44 @@ def packs_table(
     return table
 
 
+@dataclass(frozen=True)
+class Predictions:
+    """Per-image zero-shot predictions of one model on one dataset (a ground-truth pack)."""
+
+    labels: np.ndarray  # int [N]: true class
+    logits: np.ndarray  # float [N, C]: zero-shot logits (row-shifted: softmax/argmax unchanged)
+    image_ids: tuple[str, ...] | None = None  # when the record was computed on a sample
+
+
+def extract_command(model: str, dataset: str) -> str:
+    return (f"python -m benchmark extract ground-truth --models {model} --datasets {dataset}")
+
+
+def pack_predictions(store: FeatureStore, model: str, dataset: str) -> Predictions:
+    """The per-image labels and logits of ``model``'s ground-truth record on ``dataset``.
+
+    Records of extractor version 1 (counts only) or made with ``--no-logits`` have none: one
+    line names the command that adds them (into a fresh ``--features-dir``, or after deleting
+    the old pack: the extractor version differs)."""
+    rec = store.read(PACKS_KIND, model, dataset)
+    if "labels" not in rec.arrays or "logits" not in rec.arrays:
+        raise FeaturePackError(
+            f"the {PACKS_KIND} record of {model} on {dataset} has no per-image predictions "
+            f"(an older pack, or --no-logits); re-extract it: {extract_command(model, dataset)}"
+            f" (after deleting {store.pack_dir(PACKS_KIND, model)}, or into another "
+            f"--features-dir)")
+    labels = np.asarray(rec["labels"])
+    logits = np.asarray(rec["logits"], dtype=np.float64)
+    if (labels.ndim != 1 or logits.ndim != 2 or len(labels) != len(logits)
+            or labels.dtype.kind not in "iu"):
+        raise FeaturePackError(
+            f"the {PACKS_KIND} record of {model} on {dataset}: labels {labels.dtype}"
+            f"{list(labels.shape)} and logits {list(logits.shape)} do not match; re-extract it: "
+            f"{extract_command(model, dataset)}")
+    ids = rec.meta.get("image_ids")
+    return Predictions(labels, logits, tuple(ids) if ids is not None else None)
+
+
 def check_accuracies(table: pd.DataFrame, where: str) -> None:
     """Top-1 accuracies are finite fractions in [0, 1]: anything else (5.0, -3.0, NaN -- which
     would silently drop a cell) is refused with one line naming the first bad cell."""

@@ -12,7 +12,18 @@ One record per (model, dataset) in the ``ground-truth`` pack of the model::
     n_images       int64 0-d     images evaluated
     class_count    int64 [C]     images per class (catalog class order)
     class_correct  int64 [C]     correctly classified images per class
+    labels         int32 [N]     true class of every evaluated image (catalog class order)
+    pred           int32 [N]     the model's zero-shot prediction (argmax of the float64 logits)
+    logits         float16 [N,C] the zero-shot logits ``100 cos``, each row shifted so that its
+                                 max is 0 (softmax and argmax unchanged; ``--no-logits`` drops it)
     meta           n_images, n_classes, n_templates, source, split (+ image_ids if sampled)
+
+The per-image arrays (extractor version 2) feed outcome metrics that need more than acc1: the
+top-3 ensemble of MLL's reuse protocol (:func:`benchmark.core.metrics.ensemble_accuracy`, read
+through :func:`benchmark.data.groundtruth.pack_predictions`). Version-1 records (counts only)
+still load as ground truth; what needs their predictions says, in one line, to re-extract.
+Size: ``N x C`` float16, e.g. 50,000 x 1,000 for ImageNet-1k = 100 MB per model (``--no-logits``
+keeps ``labels`` and ``pred`` only).
 
 Ground-truth source ``packs`` (:func:`benchmark.data.groundtruth.packs_table`) reads these records;
 a protocol lists it in ``gt_sources`` (e.g. a TOML protocol, ``benchmark/core/protocol.py``) to rank
@@ -36,10 +47,12 @@ from benchmark.extract import units
 log = logging.getLogger(__name__)
 
 KIND = "ground-truth"
-EXTRACTOR_VERSION = "1"
+EXTRACTOR_VERSION = "2"  # 2: per-image labels, pred, logits
 DEFAULT_PROTOCOL = "dcd48"
 DEFAULT_BATCH = 64
 DEFAULT_TEXT_BATCH = 256
+PER_IMAGE = "labels, pred, logits (float16, 100 cos minus the row max)"
+PER_IMAGE_LABELS = "labels, pred"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -54,6 +67,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"images per forward pass (default {DEFAULT_BATCH})")
     p.add_argument("--text-batch-size", type=int, default=DEFAULT_TEXT_BATCH,
                    help=f"prompts per forward pass (default {DEFAULT_TEXT_BATCH})")
+    p.add_argument("--no-logits", action="store_true",
+                   help="store per-image labels and predictions but not the [N, C] float16 "
+                   "logits (default: store them; the top-3 ensemble metric needs them)")
 
 
 def make_extractor(args: argparse.Namespace):
@@ -69,11 +85,12 @@ def make_extractor(args: argparse.Namespace):
         "seed": int(args.seed) if n else None,
         "precision": "float32",
         "random_init": bool(args.random_init),
+        "per_image": PER_IMAGE_LABELS if getattr(args, "no_logits", False) else PER_IMAGE,
     })
 
 
 def zero_shot_accuracy(loaded, dataset, indices, info, *, batch_size: int, text_batch_size: int,
-                       device: str, progress: bool = False):
+                       device: str, progress: bool = False, keep_logits: bool = True):
     """``(arrays, meta)`` of one record: ``loaded`` on the ``indices`` images of ``dataset``."""
     from benchmark.extract import zeroshot
     from benchmark.extract.class_stats_cmd import image_features, label_map
@@ -84,8 +101,12 @@ def zero_shot_accuracy(loaded, dataset, indices, info, *, batch_size: int, text_
                         info.classnames, info.id)
     feats, labels = image_features(loaded, dataset, indices, mapping, len(info.classnames),
                                    batch_size, device, progress)
-    arrays = zeroshot.accuracy_arrays(labels, zeroshot.predict(feats, weights),
-                                      len(info.classnames))
+    values = zeroshot.logits(feats, weights)
+    per_image = zeroshot.prediction_arrays(labels, values)
+    if not keep_logits:
+        del per_image["logits"]
+    arrays = {**zeroshot.accuracy_arrays(labels, per_image["pred"], len(info.classnames)),
+              **per_image}
     meta = {"n_images": len(indices), "n_classes": len(info.classnames),
             "n_templates": len(info.templates), "source": dataset.source,
             "split": dataset.split}
@@ -120,7 +141,8 @@ class GroundTruthJob(units.Job):
         a = self.args
         return zero_shot_accuracy(state, ds, indices, self.catalog().info(unit.dataset),
                                   batch_size=a.batch_size, text_batch_size=a.text_batch_size,
-                                  device=self.device, progress=self.progress)
+                                  device=self.device, progress=self.progress,
+                                  keep_logits=not a.no_logits)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -54,6 +54,17 @@ class FeatureKind:
     for_target: Callable[[Record], Record] | None = None
     # arrays that hold strings (class names, ids); every other array must hold numbers
     string_arrays: tuple[str, ...] = ()
+    # the target's part carries labels of a few of its images: a method requiring this kind
+    # is in the labelled-target setting (a stronger one), marked on every leaderboard page
+    target_labels: bool = False
+    # the pack (and ``extract`` subcommand) the records come from, when not ``name``: kinds
+    # that read one pack differently (few-images / few-labelled-images)
+    pack: str = ""
+
+    @property
+    def pack_kind(self) -> str:
+        """The pack kind (``extract`` subcommand) that makes this kind's records."""
+        return self.pack or self.name
 
     def target_part(self, record: Record) -> Record:
         """What a selector sees of ``record`` when its dataset is the held-out target."""
@@ -175,6 +186,27 @@ _KINDS: dict[str, FeatureKind] = {
         for_target=_lazy("benchmark.features.class_stats", "target_record"),
         string_arrays=("classnames",),
     ),
+    # issue 14, few-image methods (benchmark/features/few_images.py): one pack, two kinds
+    "few-images": FeatureKind(
+        name="few-images",
+        description="image embeddings and zero-shot logits of a few seeded test images per "
+        "(model, dataset), without their labels (unlabelled setting), from feature packs",
+        needs="needs few-images features",
+        extract="python -m benchmark extract few-images --models {models} --datasets {datasets}",
+        load=_lazy("benchmark.features.few_images", "load_unlabelled"),
+        mock=_lazy("benchmark.features.few_images", "mock_unlabelled"),
+    ),
+    "few-labelled-images": FeatureKind(
+        name="few-labelled-images",
+        description="the few-images records with the images' labels, the target's included "
+        "(labelled-target setting), from the few-images packs",
+        needs="needs few-images features",
+        extract="python -m benchmark extract few-images --models {models} --datasets {datasets}",
+        load=_lazy("benchmark.features.few_images", "load_labelled"),
+        mock=_lazy("benchmark.features.few_images", "mock_labelled"),
+        target_labels=True,
+        pack="few-images",
+    ),
 }
 #: the feature kinds, fixed at start-up (read-only)
 KINDS: Mapping[str, FeatureKind] = MappingProxyType(_KINDS)
@@ -187,6 +219,12 @@ def extractable(model: str) -> bool:
 
     return model not in NON_OPENCLIP or model in TOWER_MODELS
 
+
+
+def labelled_target(requires: Iterable[str]) -> bool:
+    """Whether a method requiring ``requires`` sees labels of the target's images (the
+    labelled-target setting, :attr:`FeatureKind.target_labels`)."""
+    return any(k in KINDS and KINDS[k].target_labels for k in requires)
 
 
 def get_kind(name: str) -> FeatureKind:

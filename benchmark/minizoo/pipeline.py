@@ -2,7 +2,7 @@
 
 1. train the zoo (:func:`benchmark.minizoo.train.train_missing`), 2. write the world's test
 image folders (:func:`benchmark.minizoo.datasets.write_images`), 3. ``extract ground-truth``,
-4. ``extract conductance`` / ``text-features`` / ``class-stats`` -- the same command modules as
+4. ``extract conductance`` / ``text-features`` / ``class-stats`` / ``few-images`` -- the same command modules as
 ``python -m benchmark extract <kind> --protocol minizoo``, with the protocol's cheaper settings
 (:data:`SETTINGS`). Every stage is resumable (present checkpoints, images and records are
 skipped), so a second call costs a few seconds. Per-stage wall times are returned.
@@ -21,12 +21,14 @@ SETTINGS: dict[str, list[str]] = {
     "conductance": ["--images-per-dataset", "25", "--n-steps", "8", "--batch-size", "25"],
     "text-features": [],
     "class-stats": ["--images-per-dataset", "100"],
+    "few-images": ["--images-per-dataset", "20"],
 }
 MODULES = {
     "ground-truth": "benchmark.extract.ground_truth_cmd",
     "conductance": "benchmark.extract.conductance_cmd",
     "text-features": "benchmark.extract.text_features_cmd",
     "class-stats": "benchmark.extract.class_stats_cmd",
+    "few-images": "benchmark.extract.few_images_cmd",
 }
 
 

@@ -59,13 +59,53 @@ MAIN_COLUMNS = [("ndcg", 3), ("ndcg", 5), ("ndcg", 7), ("tau", 5), ("recall", 5)
 OUTCOME_COLUMNS = [("acc", 1), ("acc", 3), ("acc", 5), ("regret", 1), ("regret", 3),
                    ("nregret", 1), ("hit", 1), ("hit", 3), ("regret_tol", 1), ("hit_tol", 1)]
 NOISE_COLUMNS = [("se", 1)]  # only on targets whose test-split size is known
+# MLL's reuse metric, beside acc@1 where the run has it (per-image predictions: minizoo)
+ENSEMBLE_COLUMN = ("ens", 3)
 RANK_BY = ("sum", 5)  # the table's order, "best", the CI and win/tie/loss
 LABELS = {"ndcg": "NDCG", "tau": "τ", "recall": "R", "sum": "Sum", "acc": "acc",
           "regret": "regret", "nregret": "nregret", "hit": "hit", "regret_tol": "regret~",
-          "hit_tol": "hit~", "se": "SE(acc)"}
+          "hit_tol": "hit~", "se": "SE(acc)", "ens": "ens"}
 LOWER_IS_BETTER = {"regret", "nregret", "regret_tol", "se"}
 DECIMALS = 3
 DAGGER = "†"
+#: a method in the labelled-target setting (a few target images WITH labels; stronger than the
+#: language-only methods' class names): marked on every page
+DDAGGER = "‡"
+LABELLED_NOTE = (f"{DDAGGER} Labelled target: the method sees a few target images *with their "
+                 "labels* (feature kind `few-labelled-images`), a different and stronger setting "
+                 "than the language-only methods (class names only) and the unlabelled-image "
+                 "ones; compare it with them knowing that.")
+
+
+def labelled_methods(names, run_meta: dict | None = None) -> set[str]:
+    """The methods among ``names`` in the labelled-target setting: a required feature kind
+    hands the target's labels (:attr:`benchmark.features.kinds.FeatureKind.target_labels`).
+    Run metadata says what a method required; a method that did not run (a ``needs`` row) is
+    looked up in the method registry."""
+    from benchmark.features.kinds import labelled_target
+
+    out = set()
+    for name in names:
+        meta = (run_meta or {}).get(name, {}).get("methods", {}).get(name)
+        if meta is not None:
+            requires = meta.get("requires", ())
+        else:
+            try:
+                from methods import resolve
+
+                requires = resolve(name)[1].requires
+            except Exception:  # an unknown or unimportable method: nothing to mark
+                requires = ()
+        if labelled_target(requires):
+            out.add(name)
+    return out
+
+
+def _bare(label: str) -> str:
+    """A method's name from its rendered label (without the † / ‡ marks)."""
+    for mark in (DDAGGER, DAGGER):
+        label = label.removesuffix(f" {mark}")
+    return label
 
 # Published numbers of the DCD paper (48 models x 21 datasets, 10 seeds): reported, not computed.
 REPORTED = {
@@ -155,7 +195,7 @@ def partial_methods(coverage: pd.DataFrame) -> list[str]:
     return sorted(short["method"].unique())
 
 
-def outcome_frame(scores: pd.DataFrame, partial=frozenset(),
+def outcome_frame(scores: pd.DataFrame, partial=frozenset(), labelled=frozenset(),
                   columns=OUTCOME_COLUMNS, noise=NOISE_COLUMNS) -> tuple[pd.DataFrame, str]:
     """What a user gets from each method's choice: "mean ± std over seeds" of the mean over
     targets, rows in the order of acc@1 (best first). ``~`` columns: models within binomial
@@ -163,12 +203,16 @@ def outcome_frame(scores: pd.DataFrame, partial=frozenset(),
     over those targets only; the second return value says which."""
     means = seed_means(scores) if not scores.empty else pd.DataFrame(
         columns=["method", "seed", "metric", "k", "value"])
+    has_ens = not scores.empty and bool((scores["metric"] == ENSEMBLE_COLUMN[0]).any())
+    if has_ens and ENSEMBLE_COLUMN not in columns:
+        columns = [columns[0], ENSEMBLE_COLUMN, *columns[1:]]
     noisy = scores[scores["metric"].isin([m for m, _ in noise])]
     n_known = sorted(noisy["target"].unique()) if not noisy.empty else []
     nmeans = seed_means(noisy) if not noisy.empty else means.iloc[:0]
     out = []
     for method in sorted(means["method"].unique()):
-        row = {"method": f"{method} {DAGGER}" if method in partial else method}
+        row = {"method": (f"{method} {DAGGER}" if method in partial else method)
+               + (f" {DDAGGER}" if method in labelled else "")}
         key = np.inf
         for (metric, k), src in [(c, means) for c in columns] + [(c, nmeans) for c in noise]:
             vals = src[(src.method == method) & (src.metric == metric)
@@ -187,6 +231,13 @@ def outcome_frame(scores: pd.DataFrame, partial=frozenset(),
             f"sqrt(a(1-a)/n) of the model ranked first, mean over those {len(n_known)} targets"
             + (f"; missing: {', '.join(sorted(set(scores['target']) - set(n_known)))}."
                if len(n_known) < n_all else "."))
+    if has_ens:
+        ens_targets = scores.loc[scores["metric"] == ENSEMBLE_COLUMN[0], "target"].nunique()
+        note += (f" ens@3 (MLL's reuse, Table 2 'k = 3'): top-1 accuracy of the entropy-weighted "
+                 f"ensemble of the method's top 3 models (MLL's reuse.py: sum of softmax(logits) "
+                 f"/ entropy; one task-level top 3 for every class, where MLL selects per "
+                 f"class), from the per-image predictions of the ground-truth packs; on "
+                 f"{ens_targets} of {n_all} targets.")
     return frame, note
 
 
@@ -205,16 +256,17 @@ def cost_frame(methods: dict, timings: pd.DataFrame | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
-def outcome_section(scores: pd.DataFrame, partial=frozenset(), run_meta=None) -> list[str]:
+def outcome_section(scores: pd.DataFrame, partial=frozenset(), run_meta=None,
+                    labelled=frozenset()) -> list[str]:
     if scores.empty or not scores["metric"].isin(["acc"]).any():
         return []
-    frame, note = outcome_frame(scores, partial)
+    frame, note = outcome_frame(scores, partial, labelled)
     if run_meta:  # the cost of selecting: deterministic text only (wall times vary per rerun)
         needs = {}
         for method, meta in run_meta.items():
             needs[method] = meta.get("methods", {}).get(method, {}).get("target_needs", "—")
         frame.insert(1, "needs from the target", [
-            needs.get(m.removesuffix(f" {DAGGER}"), "—") for m in frame["method"]])
+            needs.get(_bare(m), "—") for m in frame["method"]])
     return [
         "## What a user gets (outcome metrics)", "",
         "acc@k: the best true accuracy among the method's top k (acc@1 = the model ranked "
@@ -222,7 +274,7 @@ def outcome_section(scores: pd.DataFrame, partial=frozenset(), run_meta=None) ->
         f"(a {DAGGER} partial-coverage method is charged for the models it cannot rank); nregret = "
         "regret / best; hit@k = 1 if a best model is in the top k. Mean ± std over seeds of the "
         "mean over targets; rows by acc@1.", "",
-        _md(frame), "", f"- {note}", ""]
+        _md(frame), "", f"- {note}", *([f"- {LABELLED_NOTE}"] if labelled else []), ""]
 
 
 # -- the main table -----------------------------------------------------------------------
@@ -236,6 +288,7 @@ class Row:
     std: dict = field(default_factory=dict)
     vs_best: dict = field(default_factory=dict)  # (metric, k) -> analysis.Paired
     ci: tuple[float, float] = (float("nan"), float("nan"))
+    labelled: bool = False  # labelled-target setting (‡)
 
 
 @dataclass
@@ -316,7 +369,8 @@ def _ci(r: Row) -> str:
 
 
 def _method_label(r: Row) -> str:
-    return f"{r.method} {DAGGER}" if r.status == "partial" else r.method
+    label = f"{r.method} {DAGGER}" if r.status == "partial" else r.method
+    return f"{label} {DDAGGER}" if r.labelled else label
 
 
 def table_frame(table: Table) -> pd.DataFrame:
@@ -468,6 +522,9 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     metric_cfg = next(iter(run_meta.values()))["protocol"]["metrics"] if run_meta else {}
     partial = set(partial_methods(coverage))
     table = main_table(scores, coverage, needs, partial)
+    labelled = labelled_methods([r.method for r in table.rows], run_meta)
+    for r in table.rows:
+        r.labelled = r.method in labelled
     n_cells, n_zoo_cells = _cells(coverage, protocol)
     n_targets = len(table.targets)
     lines = [
@@ -512,10 +569,12 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
             "coverage column), a different task from ranking all of them; so it gets no marks and "
             "is never the best here. It is compared like for like in "
             "[On the models every method covers](#on-the-models-every-method-covers).")
+    if labelled:
+        lines.append(f"- {LABELLED_NOTE}")
     lines.append("")
     lines += _pvalue_block(table, "")
     lines += _submitted_block(run_meta)
-    lines += outcome_section(scores, partial, run_meta)
+    lines += outcome_section(scores, partial, run_meta, labelled)
     if not scores.empty:
         name = f"{FIGURES}/{protocol.name}-methods.png"
         figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
@@ -542,7 +601,8 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
                            tablefmt="github"), ""]
     if not scores.empty:
         matrix = analysis.target_matrix(scores, "ndcg", 5)
-        matrix.columns = [f"{m} {DAGGER}" if m in partial else m for m in matrix.columns]
+        matrix.columns = [(f"{m} {DAGGER}" if m in partial else m)
+                          + (f" {DDAGGER}" if m in labelled else "") for m in matrix.columns]
         lines += ["## NDCG@5 per target (mean over seeds)", "",
                   tabulate(matrix.map(lambda v: _fmt(v)), headers="keys", tablefmt="github",
                            disable_numparse=True), ""]
@@ -637,7 +697,9 @@ def _site_protocol(protocol, table, common, run_meta, coverage, figures, seeds, 
     tables = [_site_table(table, "Results", "Cells: mean ± std over seeds of the mean over "
                           "targets; ▲/▼/= against the best full-coverage method (Wilcoxon "
                           f"signed-rank over targets, p < {analysis.ALPHA}); {DAGGER}: partial "
-                          "coverage, never best.")]
+                          "coverage, never best."
+                          + (f" {LABELLED_NOTE}" if any(r.labelled for r in table.rows)
+                             else ""))]
     if common is not None:
         t = _site_table(common, "On the models every method covers",
                         f"Every method re-run on the models all of them cover: "

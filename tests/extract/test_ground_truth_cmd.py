@@ -123,6 +123,13 @@ def test_hand_built_two_class_model_gives_the_known_accuracy(colour_images, cata
     assert arrays["class_count"].tolist() == [4, 2]
     assert arrays["class_correct"].tolist() == [3, 2]
     assert meta["n_templates"] == 2 and meta["n_classes"] == 2 and "image_ids" not in meta
+    # per-image predictions (extractor version 2): labels, pred, float16 logits with row max 0
+    assert arrays["labels"].tolist() == [0, 0, 0, 0, 1, 1]
+    assert arrays["pred"].tolist() == [0, 0, 0, 1, 1, 1]
+    lg = arrays["logits"]
+    assert lg.dtype == np.float16 and lg.shape == (6, 2)
+    assert np.all(lg.max(axis=1) == 0) and lg.argmax(axis=1).tolist() == [0, 0, 0, 1, 1, 1]
+    assert float(lg[0, 1]) < -10  # a red image: 100 cos far below the red class's
 
 
 def test_known_answer_through_the_command(colour_images, catalog, tmp_path, monkeypatch):
@@ -138,6 +145,17 @@ def test_known_answer_through_the_command(colour_images, catalog, tmp_path, monk
     params = store.extractor(KIND, "RN50:openai").params
     assert params["images"] == "all" and params["split"] == "test"
     assert params["random_init"] is False
+    assert params["per_image"].startswith("labels, pred, logits")
+    from benchmark.data.groundtruth import pack_predictions
+
+    p = pack_predictions(store, "RN50:openai", "pcam")
+    assert p.labels.tolist() == [0, 0, 0, 0, 1, 1] and p.logits.shape == (6, 2)
+    no = ["--features-dir", str(tmp_path / "g"), "--no-logits"]
+    assert main([*argv[:-3], *no, "--no-progress"]) == 0
+    store = FeatureStore(tmp_path / "g")
+    assert "logits" not in store.read(KIND, "RN50:openai", "pcam").arrays
+    with pytest.raises(FeaturePackError, match="no per-image predictions"):
+        pack_predictions(store, "RN50:openai", "pcam")
 
 
 # -- random-init tower, real factory -------------------------------------------------------

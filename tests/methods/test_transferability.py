@@ -76,3 +76,20 @@ def test_logme_reaches_the_maximum_evidence():
     assert got == pytest.approx(np.mean(per_class), abs=1e-5)
     # informative features score higher than noise
     assert got > logme(rng.normal(size=(30, 4)), y)
+
+
+def test_h_score_shrunk_is_the_ledoit_wolf_regularised_h_score():
+    from sklearn.covariance import LedoitWolf
+
+    from methods.transferability import h_score_shrunk
+
+    rng = np.random.default_rng(3)
+    f = rng.normal(size=(9, 4))
+    y = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    fc = f - f.mean(axis=0)
+    lw = LedoitWolf(assume_centered=True).fit(fc)
+    means = np.stack([fc[y == k].mean(axis=0) for k in range(3)])[y]
+    cov_g = means.T @ means / len(f)
+    want = np.trace(np.linalg.inv(lw.covariance_) @ ((1 - lw.shrinkage_) * cov_g))
+    assert h_score_shrunk(f, y) == pytest.approx(want)
+    assert h_score_shrunk(np.ones((4, 3)), [0, 1, 0, 1]) == 0.0  # no spread at all

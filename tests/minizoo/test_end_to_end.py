@@ -29,11 +29,16 @@ def test_run_on_a_reduced_minizoo_from_an_empty_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("VLMBENCH_DATA", raising=False)
     feats = tmp_path / "features"
     out = tmp_path / "run"
-    rc = main(["run", "--protocol", "minizoo", "--methods", "dcd,swab,inb,random",
+    rc = main(["run", "--protocol", "minizoo", "--methods", "dcd,swab,inb,random,zs-maxprob,leep",
                "--models", MODELS, "--datasets", DATASETS, "--features-dir", str(feats),
                "--seeds", "1", "--no-progress", "--out", str(out)])
     assert rc == 0
     assert json.loads((out / "run.json").read_text())
+    import pandas as pd
+
+    scores = pd.read_csv(out / "scores.csv")  # MLL's top-3 ensemble, from the packs' logits
+    ens = scores[scores["metric"] == "ens"]
+    assert set(ens["target"]) == set(DATASETS.split(",")) and ens["value"].between(0, 1).all()
     from benchmark.features.store import FeatureStore
 
     gt = ground_truth(FeatureStore(feats), MODELS.split(","))

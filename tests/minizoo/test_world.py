@@ -36,3 +36,13 @@ def test_every_task_has_its_classes_and_captions():
         assert set(w.class_captions(tid)) == set(task.classes)
     labels = [y for y, _ in w.split_items("mz_count", 0, 1)]
     assert labels == list(range(4))
+
+
+def test_registry_test_size_is_the_exact_test_split():
+    from benchmark.core.harness import test_size
+    from benchmark.minizoo import datasets as world_data
+
+    for tid, task in w.ALL_TASKS.items():
+        assert test_size(tid) == len(task.classes) * world_data.per_class(tid), tid
+    labels = [label for label, _ in w.split_items("mz_size", 0, world_data.per_class("mz_size"))]
+    assert len(labels) == test_size("mz_size")
