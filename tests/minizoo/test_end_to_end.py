@@ -12,12 +12,11 @@ DATASETS = "mz_shape,mz_colour,mz_background"
 @pytest.mark.slow
 def test_run_on_a_reduced_minizoo_from_an_empty_cache(tmp_path, monkeypatch):
     pytest.importorskip("open_clip")
-    from benchmark.cli import main
-    from benchmark.minizoo.properties import ground_truth, spread
-
     from dataclasses import replace
 
+    from benchmark.cli import main
     from benchmark.minizoo import train, zoo
+    from benchmark.minizoo.properties import ground_truth, spread
 
     # the chain, not the zoo's quality: 80 steps a model (the leaderboard's CI step builds
     # the real zoo and checks its properties)
