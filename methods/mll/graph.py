@@ -57,6 +57,15 @@ every node holding 74 or 75 of them.
 
 Cache: ``$VLMBENCH_CACHE/mll/graph/{graph.json, manifest.json}``, written atomically (file
 first, then the manifest with its sha256); a file the manifest does not vouch for is rebuilt.
+
+Other concept graphs (:data:`CONCEPT_SOURCES`)
+----------------------------------------------
+The graph code also takes a concept list (:func:`graph_from_concepts`: id, name, definition,
+parents), for worlds WordNet does not describe. A concept source says where the graph, its
+label space and its node images come from; a protocol names its source (``Protocol.concepts``):
+``wordnet`` (above) for the published zoos, ``minizoo`` (:mod:`benchmark.minizoo.concepts`:
+the synthetic world's vocabulary, node images drawn by its renderer). ``extract model-labels
+--concepts NAME`` overrides it. The selector never asks: everything it needs is in the packs.
 """
 
 from __future__ import annotations
