@@ -124,6 +124,8 @@ class Protocol:
     citation: str = ""
     #: the broad side dataset (INB's and ModelGPT's "ImageNet" score), never a target
     side_dataset: str = SIDE_DATASET
+    #: MLL's concept graph (methods.mll.graph.CONCEPT_SOURCES): WordNet, or minizoo's world
+    concepts: str = "wordnet"
 
     def folds(self) -> list[Fold]:
         return [
@@ -286,6 +288,7 @@ def _protocols() -> dict[str, Protocol]:
             gt_sources=("packs",),
             seeds=(0, 1, 2),
             side_dataset="mz_broad",
+            concepts="minizoo",
             notes=(
                 "A synthetic zoo: tiny CLIP models trained on this machine on a synthetic "
                 "world (benchmark/minizoo); its numbers say nothing about published models.",
