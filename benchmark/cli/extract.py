@@ -19,7 +19,7 @@ import importlib
 EXTRACTORS: dict[str, tuple[str, str]] = {
     "conductance": ("benchmark.extract.conductance_cmd", "per-image block conductance (DCD)"),
     "text-features": ("benchmark.extract.text_features_cmd", "LOVM's ModelGPT text features"),
-    "model-labels": ("benchmark.extract.model_labels_cmd", "MLL model labels on the WordNet graph"),
+    "model-labels": ("benchmark.extract.model_labels_cmd", "MLL model labels on a concept graph (WordNet; minizoo: its world's)"),
     "class-stats": ("benchmark.extract.class_stats_cmd", "per-class accuracy, image and text embeddings (SWAB)"),
     "few-images": ("benchmark.extract.few_images_cmd", "embeddings, zero-shot logits and labels of a few seeded test images"),
     "ground-truth": ("benchmark.extract.ground_truth_cmd", "zero-shot top-1 of new models (CLIP_benchmark protocol)"),

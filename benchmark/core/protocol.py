@@ -127,6 +127,8 @@ class Protocol:
     #: models trained and ground truth measured on this machine (minizoo): numbers are not
     #: bit-identical across hosts, so the leaderboard check compares structure, not digits
     measured_here: bool = False
+    #: MLL's concept graph (methods.mll.graph.CONCEPT_SOURCES): WordNet, or minizoo's world
+    concepts: str = "wordnet"
 
     def folds(self) -> list[Fold]:
         return [
@@ -290,6 +292,7 @@ def _protocols() -> dict[str, Protocol]:
             seeds=(0, 1, 2),
             side_dataset="mz_broad",
             measured_here=True,
+            concepts="minizoo",
             notes=(
                 "A synthetic zoo: tiny CLIP models trained on this machine on a synthetic "
                 "world (benchmark/minizoo); its numbers say nothing about published models.",

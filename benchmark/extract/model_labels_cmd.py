@@ -1,7 +1,10 @@
 """``python -m benchmark extract model-labels``: MLL's model labels, one feature pack per model.
 
-For every model (``--models``, default the ``mll`` protocol's zoo): the graph of
-:mod:`methods.mll.graph` (built from WordNet once and cached), the node images of
+For every model (``--models``, default the ``mll`` protocol's zoo): the graph of the concept
+source (``--concepts``, default the protocol's: WordNet for the published zoos, built once and
+cached by :mod:`methods.mll.graph`; the synthetic world's vocabulary for ``minizoo``,
+:mod:`benchmark.minizoo.concepts`, whose node images the world's renderer draws), the node
+images of
 :func:`methods.mll.graph.plan_node_images` (``--images-per-node``, MLL's 75, ``--seed``) drawn
 from the sample datasets (``--samples``, default MLL's five: ImageNet-1k val, ImageNet-V2,
 ImageNet-Sketch, ImageNet-A, ImageNet-R), and the model's own eval transform, tokenizer and
@@ -14,8 +17,8 @@ records is missing. The extractor's parameters (``images_per_node``, ``seed``, `
 another graph, plan or parameters is refused before any work. Planning, resume, shards and
 backends are the shared driver's (:mod:`benchmark.extract.units`); a unit is one record.
 
-Where the images come from
---------------------------
+Where the images come from (WordNet; the world's source renders its own)
+------------------------------------------------------------------------
 - ``--images-dir DIR``: image folders ``DIR/<sample>/test/<class>/<image>`` whose class folders
   are ImageNet wnids (``n01440764``; ImageNet-V2's ``0``..``999`` also work: they index the
   sorted 1k wnids, as in its release). Tests and local copies use it.
@@ -51,11 +54,14 @@ CLIP_BENCHMARK_NAMES = {"imagenetv2": "imagenetv2", "imagenet_sketch": "imagenet
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from methods.mll.graph import DEFAULT_IMAGES_PER_NODE, SAMPLE_DATASETS
+    from methods.mll.graph import CONCEPT_SOURCES, DEFAULT_IMAGES_PER_NODE, SAMPLE_DATASETS
 
     units.add_common_arguments(p, default_protocol=DEFAULT_PROTOCOL, datasets_help=None)
-    p.add_argument("--samples", help="comma-separated sample datasets (default: "
-                   f"{','.join(SAMPLE_DATASETS)})")
+    p.add_argument("--concepts", choices=list(CONCEPT_SOURCES),
+                   help="concept graph and node images (default: the protocol's; wordnet "
+                   "except minizoo, whose graph is its world's vocabulary)")
+    p.add_argument("--samples", help="comma-separated sample datasets (default: the concept "
+                   f"source's; WordNet: {','.join(SAMPLE_DATASETS)})")
     p.add_argument("--images-per-node", type=int, default=DEFAULT_IMAGES_PER_NODE,
                    help=f"images per graph node (default {DEFAULT_IMAGES_PER_NODE}, MLL's)")
     p.add_argument("--seed", type=int, default=0, help="seed of the node images (default 0)")
@@ -63,23 +69,42 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"images or captions per forward pass (default {DEFAULT_BATCH})")
 
 
-def select_samples(args: argparse.Namespace) -> list[str]:
+def concepts_name(args: argparse.Namespace) -> str:
+    """``--concepts``, else the protocol's concept source (``Protocol.concepts``)."""
+    from methods.mll.graph import DEFAULT_CONCEPTS
+
+    if getattr(args, "concepts", None):
+        return args.concepts
+    protocol = units.protocol_of(args, DEFAULT_PROTOCOL)
+    return getattr(protocol, "concepts", None) or DEFAULT_CONCEPTS
+
+
+def source_of(args: argparse.Namespace, models=()):
+    from methods.mll.graph import concept_source
+
+    return concept_source(concepts_name(args), models or units.csv(args.models) or ())
+
+
+def select_samples(args: argparse.Namespace, source=None) -> list[str]:
     from benchmark.data.catalog import unknown_message
     from benchmark.errors import UsageError
-    from methods.mll.graph import SAMPLE_DATASETS
 
-    samples = units.csv(args.samples) or list(SAMPLE_DATASETS)
+    known = list((source or source_of(args)).samples)
+    samples = units.csv(args.samples) or known
     for s in samples:
-        if s not in SAMPLE_DATASETS:
-            raise UsageError(unknown_message("sample dataset", s, list(SAMPLE_DATASETS)))
-    return [s for s in SAMPLE_DATASETS if s in samples]  # canonical order
+        if s not in known:
+            raise UsageError(unknown_message("sample dataset", s, known))
+    return [s for s in known if s in samples]  # canonical order
 
 
 # -- sample datasets -------------------------------------------------------------------------
-def open_sample(sample: str, args: argparse.Namespace):
+def open_sample(sample: str, args: argparse.Namespace, source=None):
     """The images of a sample dataset (module docstring), or :class:`LoaderError`."""
     from benchmark.extract import loaders
 
+    source = source or source_of(args)
+    if source.open_images is not None:
+        return source.open_images(sample, args.images_per_node, args.images_dir)
     if args.images_dir:
         return loaders.open_folder(sample, Path(args.images_dir) / sample / "test", "test")
     if sample == "imagenet1k":
@@ -111,12 +136,13 @@ def open_sample(sample: str, args: argparse.Namespace):
     return loaders.open_folder(sample, data_dir / "test", "test")
 
 
-def image_wnids(ds, sample: str) -> list[str]:
-    """The ImageNet wnid of every image of ``ds`` (module docstring)."""
+def image_wnids(ds, sample: str, source=None) -> list[str]:
+    """The class (ImageNet wnid; the source's label space) of every image of ``ds`` (module
+    docstring)."""
     from benchmark.extract.loaders import LoaderError
-    from methods.mll.graph import SAMPLE_DATASETS, imagenet_wnids
+    from methods.mll.graph import WordNetConcepts
 
-    space = imagenet_wnids(SAMPLE_DATASETS[sample])
+    space = (source or WordNetConcepts()).label_space(sample)
     known = set(space)
     out: list[str] = []
     for image_id in ds.image_ids:
@@ -131,9 +157,11 @@ def image_wnids(ds, sample: str) -> list[str]:
     else:
         return out
     if ds.source.startswith("folder:"):
+        what = "an ImageNet wnid (n01440764)" if source is None or source.name == "wordnet" \
+            else f"a class of the {source.name} concepts"
         raise LoaderError(
-            f"sample dataset {sample!r}: class folder of {ds.image_ids[len(out)]!r} is not an "
-            f"ImageNet wnid (n01440764){' or an index 0..999' if sample == 'imagenetv2' else ''}"
+            f"sample dataset {sample!r}: class folder of {ds.image_ids[len(out)]!r} is not "
+            f"{what}{' or an index 0..999' if sample == 'imagenetv2' else ''}"
         )
     log.warning("%s: no class in the image paths; reading the %d labels once", sample, len(ds))
     classes = list(ds.classes or [])
@@ -143,15 +171,16 @@ def image_wnids(ds, sample: str) -> list[str]:
     return [space[lab] for lab in labels]
 
 
-def open_samples(args, samples: list[str]):
+def open_samples(args, samples: list[str], source=None):
     """Every sample dataset and ``pools[sample][wnid] -> image ids`` (fails before any work)."""
     from benchmark.extract import loaders
 
+    source = source or source_of(args)
     datasets, pools, failed = {}, {}, []
     for s in samples:
         try:
-            ds = open_sample(s, args)
-            wnids = image_wnids(ds, s)
+            ds = open_sample(s, args, source)
+            wnids = image_wnids(ds, s, source)
         except loaders.LoaderError as err:
             failed.append((s, err))
             continue
@@ -216,12 +245,13 @@ def embed_images(loaded, ds, indices: list[int], batch_size: int, device: str, p
 
 
 # -- the command -----------------------------------------------------------------------------
-def make_extractor(args, samples, graph, plan):
+def make_extractor(args, samples, graph, plan, source=None):
     from benchmark.features.store import Extractor
 
     return Extractor(KIND, EXTRACTOR_VERSION, {
         "images_per_node": args.images_per_node, "seed": args.seed, "samples": list(samples),
         "random_init": bool(args.random_init), "graph": graph.digest, "plan": plan.digest,
+        **(source.params() if source is not None else {}),  # WordNet: none (packs unchanged)
     })  # fmt: skip
 
 
@@ -230,15 +260,16 @@ class ModelLabelsJob(units.Job):
 
     kind = KIND
 
-    def __init__(self, args, extractor, store_root, graph, plan, datasets=None) -> None:
+    def __init__(self, args, extractor, store_root, graph, plan, datasets=None,
+                 source=None) -> None:
         super().__init__(args, extractor, store_root)
-        self.graph, self.plan = graph, plan
+        self.graph, self.plan, self.source = graph, plan, source
         for s, ds in (datasets or {}).items():  # opened by the driver: reused by a local run
             self._cache[f"sample:{s}"] = ds
 
     def sample(self, name: str):
         if f"sample:{name}" not in self._cache:
-            self._cache[f"sample:{name}"] = open_sample(name, self.args)
+            self._cache[f"sample:{name}"] = open_sample(name, self.args, self.source)
         return self._cache[f"sample:{name}"]
 
     def compute(self, state, unit):
@@ -302,15 +333,17 @@ def _run(args: argparse.Namespace) -> int:
         if getattr(args, name) < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     models = units.select_models(args, DEFAULT_PROTOCOL)
-    samples = select_samples(args)
-    graph = mll_graph.semantic_graph()
-    datasets, pools = open_samples(args, samples)
+    source = source_of(args, models)
+    samples = select_samples(args, source)
+    graph = mll_graph.concept_graph(source)
+    datasets, pools = open_samples(args, samples, source)
     plan = mll_graph.plan_node_images(graph, pools, args.images_per_node, args.seed)
     store = FeatureStore(args.features_dir) if args.features_dir else FeatureStore()
-    job = ModelLabelsJob(args, make_extractor(args, samples, graph, plan), store.root, graph,
-                         plan, datasets)
+    job = ModelLabelsJob(args, make_extractor(args, samples, graph, plan, source), store.root,
+                         graph, plan, datasets, source)
     sizes = ", ".join(f"{s} {len(i)}" for s, i in zip(plan.samples, plan.image_ids, strict=True))
-    header = f"{KIND}: {len(graph)} nodes, {plan.n_images} images ({sizes})"
+    header = f"{KIND}: {source.name} concepts, {len(graph)} nodes, {plan.n_images} images " \
+             f"({sizes})"
     return units.drive(args, job, models, [NODES, *samples], store, header)
 
 

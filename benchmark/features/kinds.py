@@ -161,11 +161,12 @@ _KINDS: dict[str, FeatureKind] = {
         mock=_lazy("benchmark.features.text_features", "mock"),
         partial=True,
     ),
-    # MLL (methods/mll/selector.py): per-model labels on the WordNet graph + the target's class captions
+    # MLL (methods/mll/selector.py): per-model labels on the concept graph + the target's class captions
     "model-labels": FeatureKind(
         name="model-labels",
-        description="MLL model labels: image embeddings of the WordNet nodes' images and text "
-        "embeddings of their captions, per model (feature packs), with the targets' captions",
+        description="MLL model labels: image embeddings of the concept graph's node images "
+        "(WordNet; minizoo: its world's vocabulary) and text embeddings of their captions, per "
+        "model (feature packs), with the targets' captions",
         needs="needs model labels",
         extract="python -m benchmark extract model-labels --models {models}",
         load=_lazy("benchmark.features.model_labels", "load"),

@@ -39,9 +39,13 @@ class captions:
 Target captions: MLL's published LLM captions (``LAMDASZ-ML/MLL``
 ``MLL/caption_gen/captions/<mll name>.json``, through the data layer) for its 17 datasets --
 list items that hold several numbered captions are split into one caption each and the
-"1. " numbering is dropped. Other targets (e.g. ``svhn``) fall back to the dataset's prompt
-templates filled with each class name (``caption_source = "templates"``), so MLL runs on every
-protocol; its README section says so.
+"1. " numbering is dropped. The synthetic world's targets (``minizoo``) use their own class captions
+(``datasets/minizoo/<id>/captions.json``, ``caption_source = "class-captions"``). Other targets
+(e.g. ``svhn``) fall back to the dataset's prompt templates filled with each class name
+(``caption_source = "templates"``), so MLL runs on every protocol; its README section says so.
+
+Sample datasets: the ``nodes`` record names them (``meta["samples"]``): MLL's five for WordNet,
+``mz_concepts`` for the minizoo world's concept graph (:mod:`benchmark.minizoo.concepts`).
 
 Importing this module never imports torch.
 """
@@ -123,8 +127,31 @@ def target_captions(data, info: DatasetInfo) -> tuple[tuple[str, ...], tuple[tup
         if empty:
             raise FeaturePackError(f"{key}: no caption for classes {empty[:3]}")
         return names, captions, "mll-published"
+    local = _local_captions(info)
+    if local is not None:
+        return tuple(info.classnames), local, "class-captions"
     names, captions = template_captions(info)
     return names, captions, "templates"
+
+
+def _local_captions(info: DatasetInfo) -> tuple[tuple[str, ...], ...] | None:
+    """The dataset's own class captions when the project writes them (``captions =
+    "local:..."`` in the registry: the synthetic world's, which play the LLM captions' part);
+    SWAB's published captions are not used (MLL never read them)."""
+    from benchmark.data.catalog import LOCAL_PREFIX, UnknownDatasetError, entry, read_text
+
+    try:
+        key = entry(info.id).get("captions")
+    except UnknownDatasetError:
+        return None
+    if not (isinstance(key, str) and key.startswith(LOCAL_PREFIX)):
+        return None
+    table = json.loads(read_text(None, key))
+    out = tuple(tuple(split_captions(table.get(c, ()))) for c in info.classnames)
+    empty = [c for c, caps in zip(info.classnames, out, strict=True) if not caps]
+    if empty:
+        raise FeaturePackError(f"{key}: no caption for classes {empty[:3]}")
+    return out
 
 
 # -- records ---------------------------------------------------------------------------------
@@ -181,13 +208,12 @@ def check_arrays(arrays: dict[str, np.ndarray], where: str) -> None:
 def load_model_labels(ctx: LoadContext, model: str) -> tuple[dict, dict] | None:
     """One model's assembled labels, or None when its pack is absent or incomplete."""
     from benchmark.features.kinds import load_packs
-    from methods.mll.graph import SAMPLE_DATASETS
 
-    recs = load_packs(KIND, ctx, [model], [NODES, *SAMPLE_DATASETS])
-    nodes = recs.get((model, NODES))
+    nodes = load_packs(KIND, ctx, [model], [NODES]).get((model, NODES))
     if nodes is None:
         return None
-    samples = list(nodes.meta.get("samples", ()))
+    samples = list(nodes.meta.get("samples", ()))  # the concept source's (WordNet: MLL's 5)
+    recs = load_packs(KIND, ctx, [model], samples)
     absent = [s for s in samples if (model, s) not in recs]
     if absent:
         log.warning("%s pack of %s is incomplete (no %s); the extract command resumes it",

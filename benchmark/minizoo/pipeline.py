@@ -2,8 +2,10 @@
 
 1. train the zoo (:func:`benchmark.minizoo.train.train_missing`), 2. write the world's test
 image folders (:func:`benchmark.minizoo.datasets.write_images`), 3. ``extract ground-truth``,
-4. ``extract conductance`` / ``text-features`` / ``class-stats`` / ``few-images`` -- the same command modules as
-``python -m benchmark extract <kind> --protocol minizoo``, with the protocol's cheaper settings
+4. ``extract conductance`` / ``text-features`` / ``class-stats`` / ``few-images`` /
+``model-labels`` (MLL's labels on the world's concept graph,
+:mod:`benchmark.minizoo.concepts`) -- the same command modules as ``python -m benchmark extract
+<kind> --protocol minizoo``, with the protocol's cheaper settings
 (:data:`SETTINGS`). Every stage is resumable (present checkpoints, images and records are
 skipped), so a second call costs a few seconds. Per-stage wall times are returned.
 """
@@ -22,13 +24,18 @@ SETTINGS: dict[str, list[str]] = {
     "text-features": [],
     "class-stats": ["--images-per-dataset", "100"],
     "few-images": ["--images-per-dataset", "20"],
+    # the world's concept graph (59 nodes, 49 values); MLL's 75 images per node -> 16
+    "model-labels": ["--images-per-node", "16"],
 }
+#: kinds with one pack per model (no --datasets option)
+PER_MODEL = frozenset({"model-labels"})
 MODULES = {
     "ground-truth": "benchmark.extract.ground_truth_cmd",
     "conductance": "benchmark.extract.conductance_cmd",
     "text-features": "benchmark.extract.text_features_cmd",
     "class-stats": "benchmark.extract.class_stats_cmd",
     "few-images": "benchmark.extract.few_images_cmd",
+    "model-labels": "benchmark.extract.model_labels_cmd",
 }
 
 
@@ -66,7 +73,8 @@ def extract(kind: str, models: list[str], features_dir: str | None = None,
     chosen = list(datasets or p_.datasets)
     if kind == "ground-truth":
         chosen = [*chosen, p_.side_dataset]
-    argv += ["--datasets", ",".join(dict.fromkeys(chosen))]
+    if kind not in PER_MODEL:
+        argv += ["--datasets", ",".join(dict.fromkeys(chosen))]
     if features_dir:
         argv += ["--features-dir", features_dir]
     if not progress:

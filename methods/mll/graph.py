@@ -57,6 +57,15 @@ every node holding 74 or 75 of them.
 
 Cache: ``$VLMBENCH_CACHE/mll/graph/{graph.json, manifest.json}``, written atomically (file
 first, then the manifest with its sha256); a file the manifest does not vouch for is rebuilt.
+
+Other concept graphs (:data:`CONCEPT_SOURCES`)
+----------------------------------------------
+The graph code also takes a concept list (:func:`graph_from_concepts`: id, name, definition,
+parents), for worlds WordNet does not describe. A concept source says where the graph, its
+label space and its node images come from; a protocol names its source (``Protocol.concepts``):
+``wordnet`` (above) for the published zoos, ``minizoo`` (:mod:`benchmark.minizoo.concepts`:
+the synthetic world's vocabulary, node images drawn by its renderer). ``extract model-labels
+--concepts NAME`` overrides it. The selector never asks: everything it needs is in the packs.
 """
 
 from __future__ import annotations
@@ -498,14 +507,142 @@ def plan_node_images(
                          flat, images_per_node, seed)
 
 
+# -- concept lists (graphs other than WordNet) ---------------------------------------------
+def graph_from_concepts(concepts: Sequence[Mapping[str, Any]],
+                        source: Mapping[str, Any] | None = None) -> SemanticGraph:
+    """MLL's graph from a concept list instead of WordNet.
+
+    Each concept is a mapping ``{"id", "name", "definition", "parents"}`` (``parents``: ids of
+    its hypernyms, possibly empty). The caption is the paper's ``"{name} which is
+    {definition}"``; the label space (``classes``) is the concepts without children (the
+    leaves), each leaf holding the images of its own class, and an inner concept the images of
+    every leaf below it (as a WordNet base node holds those of every class that reaches it).
+    No hyponym borrows images (``image_parents`` empty). Edges are ``(concept, parent)``.
+    Unknown parents, duplicate ids and cycles are :class:`GraphError`.
+    """
+    by_id: dict[str, Mapping[str, Any]] = {}
+    for c in concepts:
+        cid = str(c["id"])
+        if cid in by_id:
+            raise GraphError(f"concept {cid!r} listed twice")
+        if "\n" in str(c["name"]) + str(c["definition"]):
+            raise GraphError(f"concept {cid!r}: name and definition must be one line")
+        by_id[cid] = c
+    ids = sorted(by_id)
+    index = {cid: i for i, cid in enumerate(ids)}
+    parents = {cid: tuple(str(p) for p in by_id[cid].get("parents", ())) for cid in ids}
+    for cid, ps in parents.items():
+        unknown = [p for p in ps if p not in index]
+        if unknown:
+            raise GraphError(f"concept {cid!r}: unknown parent(s) {unknown}")
+    children: dict[str, list[str]] = {cid: [] for cid in ids}
+    for cid, ps in parents.items():
+        for p in ps:
+            children[p].append(cid)
+    state: dict[str, int] = {}  # 1 = on the path, 2 = done
+
+    def check(v: str) -> None:
+        stack = [(v, iter(parents[v]))]
+        state[v] = 1
+        while stack:
+            node, it = stack[-1]
+            nxt = next(it, None)
+            if nxt is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                raise GraphError(f"the concept hierarchy has a cycle through {nxt!r}")
+            elif nxt not in state:
+                state[nxt] = 1
+                stack.append((nxt, iter(parents[nxt])))
+
+    for cid in ids:
+        if cid not in state:
+            check(cid)
+    leaves = [cid for cid in ids if not children[cid]]
+    cls = {cid: k for k, cid in enumerate(leaves)}
+    below: dict[str, set[int]] = {}
+
+    def leaf_classes(v: str) -> set[int]:
+        if v not in below:
+            below[v] = {cls[v]} if v in cls else set().union(
+                *(leaf_classes(ch) for ch in children[v]))
+        return below[v]
+
+    return SemanticGraph(
+        ids=tuple(ids),
+        names=tuple(str(by_id[c]["name"]) for c in ids),
+        captions=tuple(f"{by_id[c]['name']} which is {by_id[c]['definition']}" for c in ids),
+        classes=tuple(leaves),
+        node_classes=tuple(tuple(sorted(leaf_classes(c))) for c in ids),
+        image_parents=tuple(() for _ in ids),
+        edges=tuple(sorted((index[c], index[p]) for c in ids for p in parents[c])),
+        source=dict(source or {}),
+    )
+
+
+# -- concept sources: which graph, which sample datasets ------------------------------------
+class WordNetConcepts:
+    """WordNet 3.0 + ImageNet's classes, images from MLL's five sample datasets (the default)."""
+
+    name = "wordnet"
+    samples: Mapping[str, str] = SAMPLE_DATASETS  # sample dataset -> its label space
+    open_images = None  # the extract command's loaders (ImageNet and its variants)
+
+    def graph(self) -> SemanticGraph:
+        return semantic_graph()
+
+    def label_space(self, sample: str) -> tuple[str, ...]:
+        return imagenet_wnids(self.samples[sample])
+
+    def params(self) -> dict[str, Any]:
+        return {}  # the packs' parameters as before concept sources existed
+
+
+#: concept source name -> ``module:attribute`` of its class, imported when used. A source has
+#: ``name``, ``samples`` (sample dataset -> label space), ``label_space(sample)``,
+#: ``params()`` (extra extractor parameters), ``open_images`` (None: the extract command's
+#: loaders; else ``(sample, images_per_node, images_dir) -> image dataset``) and either
+#: ``graph()`` or ``concept_list()`` + ``provenance()`` (:func:`graph_from_concepts`).
+#: A protocol names its source (``Protocol.concepts``): minizoo's graph is its world's.
+CONCEPT_SOURCES: Mapping[str, str] = {
+    "wordnet": "methods.mll.graph:WordNetConcepts",
+    "minizoo": "benchmark.minizoo.concepts:WorldConcepts",
+}
+DEFAULT_CONCEPTS = "wordnet"
+
+
+def concept_source(name: str = DEFAULT_CONCEPTS, models: Sequence[str] = ()) -> Any:
+    """The concept source ``name`` (``models``: the models to label, for sources that depend
+    on them, e.g. the world seed of minizoo's models)."""
+    import importlib
+
+    try:
+        module, _, attr = CONCEPT_SOURCES[name].partition(":")
+    except KeyError:
+        raise GraphError(f"unknown concept source {name!r} (valid: {', '.join(CONCEPT_SOURCES)})"
+                         ) from None
+    cls = getattr(importlib.import_module(module), attr)
+    return cls.for_models(models) if hasattr(cls, "for_models") else cls()
+
+
+def concept_graph(source: Any) -> SemanticGraph:
+    """The graph of a concept source (WordNet's is cached; a concept list is built here)."""
+    if getattr(source, "graph", None) is not None:
+        return source.graph()
+    return graph_from_concepts(source.concept_list(), source.provenance())
+
+
 def estimate_pack_bytes(n_images: int, n_nodes: int, dim: int) -> int:
     """Bytes of the embeddings in one model's pack: float16 ``[n_images + n_nodes, dim]``."""
     return 2 * dim * (n_images + n_nodes)
 
 
 __all__ = [
-    "DEFAULT_IMAGES_PER_NODE", "GraphError", "IMAGENET_LISTS", "NodeImagePlan", "SAMPLE_DATASETS",
-    "SemanticGraph", "WordNetUnavailableError", "build_graph", "caption", "check_offsets",
-    "estimate_pack_bytes", "imagenet_wnids", "load_wordnet", "node_id", "normalised_copy",
+    "CONCEPT_SOURCES", "DEFAULT_CONCEPTS", "DEFAULT_IMAGES_PER_NODE", "GraphError",
+    "IMAGENET_LISTS", "NodeImagePlan", "SAMPLE_DATASETS",
+    "SemanticGraph", "WordNetConcepts", "WordNetUnavailableError", "build_graph", "caption",
+    "check_offsets", "concept_graph", "concept_source", "estimate_pack_bytes",
+    "graph_from_concepts", "imagenet_wnids", "load_wordnet", "node_id", "normalised_copy",
     "plan_node_images", "semantic_graph",
 ]

@@ -2,7 +2,8 @@ r"""MLL -- Model Label Learning (Tan, Zhou, Li, Guo. *Vision-Language Model Sele
 for Downstream Adaptation*, ICML 2025; code ``LAMDASZ-ML/MLL``), as a task-level ranking.
 
 Offline, once per model (``python -m benchmark extract model-labels``): the model label of
-``m`` is, for every image ``x`` of every node of the WordNet graph (:mod:`methods.mll.graph`),
+``m`` is, for every image ``x`` of every node of the concept graph (:mod:`methods.mll.graph`:
+WordNet; for ``minizoo`` its world's vocabulary, :mod:`benchmark.minizoo.concepts`),
 the cosine of ``m``'s image embedding ``f_m(x)`` with ``m``'s text embedding ``t_m(u)`` of
 every node caption ``u`` (Eq. 2-4 of docs/methods/mll.md); the pack stores ``f_m`` and ``t_m``
 (:mod:`benchmark.features.model_labels`).

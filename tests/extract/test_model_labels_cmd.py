@@ -220,3 +220,56 @@ def test_mll_ranks_the_extracted_models(cli, loads, tmp_path, capsys):
     assert np.isfinite(preds["score"]).all()
     run = json.loads((tmp_path / "run" / "run.json").read_text())
     assert "mll" in json.dumps(run)
+
+
+# -- the minizoo world's concept graph (Protocol.concepts = "minizoo") -----------------------
+MZ_MODELS = ("MZ-RN-1-8:all_s0", "MZ-ViT-2-32-p8:all_s0")  # minizoo ids: tiny towers here
+
+
+def test_minizoo_protocol_labels_on_the_worlds_concept_graph(loads, tmp_path, capsys):
+    from benchmark.minizoo import concepts
+
+    features, images = tmp_path / "features", tmp_path / "images"
+    argv = ["extract", "model-labels", "--protocol", "minizoo", "--random-init",
+            "--images-per-node", "2", "--batch-size", "16", "--no-progress",
+            "--images-dir", str(images), "--features-dir", str(features),
+            "--models", ",".join(MZ_MODELS)]
+    assert main(argv) == 0
+    assert loads == list(MZ_MODELS)  # the world's graph: WordNet is never asked
+    err = capsys.readouterr().err
+    assert "minizoo concepts, 59 nodes, 98 images (mz_concepts 98)" in err
+    g = mll_graph.concept_graph(mll_graph.concept_source("minizoo"))
+    store = FeatureStore(features)
+    for model in MZ_MODELS:
+        params = store.manifest(KIND, model)["extractor"]["params"]
+        assert params["concepts"] == "minizoo" and params["world_seed"] == 0
+        assert params["graph"] == g.digest and params["samples"] == [concepts.SAMPLE]
+        nodes = store.read(KIND, model, NODES)
+        assert decode_texts(nodes["node_captions"]) == g.captions
+        assert nodes.meta["samples"] == [concepts.SAMPLE]
+        counts = np.diff(nodes["node_offsets"])
+        leaf = np.isin(np.asarray(g.ids), g.classes)
+        assert (counts[leaf] == 2).all() and (counts[~leaf] == 2).all()
+        rec = store.read(KIND, model, concepts.SAMPLE)
+        assert rec["image"].shape == (98, 16) and np.isfinite(rec["image"]).all()
+        tower = tiny_clip(model)  # the node images through the model's own tower
+        ids = list(rec["image_ids"])
+        preprocess = open_clip.image_transform(32, is_train=False)
+        x = torch.stack([preprocess(Image.open(images / concepts.SAMPLE / i).convert("RGB"))
+                         for i in ids[:4]])
+        with torch.no_grad():
+            emb = torch.nn.functional.normalize(tower.encode_image(x), dim=-1).numpy()
+        np.testing.assert_allclose(rec["image"][:4], emb, atol=2e-3)
+    # the feature loader assembles the pack from the samples its nodes record names
+    from benchmark.features.kinds import LoadContext
+    from benchmark.features.model_labels import load_model_labels
+
+    arrays, meta = load_model_labels(
+        LoadContext(data=None, store=store, allow_random_init=True), MZ_MODELS[0])
+    assert arrays["image"].shape == (98, 16) and meta["samples"] == (concepts.SAMPLE,)
+    loads.clear()
+    assert main(argv) == 0 and loads == []  # resumed: nothing to do
+    capsys.readouterr()
+    # --concepts overrides the protocol's: WordNet's sample datasets are asked for
+    assert main([*argv, "--concepts", "wordnet", "--samples", "imagenet1k"]) == 2
+    assert "'imagenet1k'" in capsys.readouterr().err and loads == []

@@ -274,8 +274,11 @@ def test_run_without_packs_fails_fast_with_the_extract_command(tmp_path, capsys)
     assert main([*argv, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err
     assert "mll needs features" in err
-    assert "python -m benchmark extract model-labels --models RN50:openai" in err
+    assert "python -m benchmark extract all --protocol mll --kinds model-labels" in err
     assert not (tmp_path / "a").exists()
+    assert main([*argv, "--out", str(tmp_path / "a"), "--list-missing"]) == 2
+    assert "python -m benchmark extract model-labels --models RN50:openai" in \
+        capsys.readouterr().out
     assert main([*argv, "--out", str(tmp_path / "b"), "--skip-unavailable", "--no-progress"]) == 0
     scores = pd.read_csv(tmp_path / "b" / "scores.csv")
     assert set(scores["method"]) == {"inb"}
