@@ -137,7 +137,7 @@ def write_images(world_seed: int, per_node: int, root: Path) -> Path:
     d = Path(root) / SAMPLE
     nodes = sorted(value_nodes())
     stamp = {"world_seed": int(world_seed), "per_node": int(per_node), "version": VERSION,
-             "nodes": len(nodes)}
+             "nodes": len(nodes), "world": w.fingerprint()[:16]}
     sp = d / "minizoo.json"
 
     def fresh() -> bool:

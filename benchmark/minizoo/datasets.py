@@ -63,7 +63,7 @@ def write_images(world_seed: int = 0, root: Path | None = None, tasks=None) -> l
     for tid in tasks or w.ALL_TASKS:
         d = root / tid
         stamp = {"world_seed": world_seed, "per_class": per_class(tid),
-                 "version": IMAGES_VERSION}
+                 "version": IMAGES_VERSION, "world": w.fingerprint()[:16]}
         sp = d / "minizoo.json"
         if sp.is_file() and json.loads(sp.read_text()) == stamp:
             continue

@@ -82,6 +82,47 @@ def extract(kind: str, models: list[str], features_dir: str | None = None,
     return mod.run(p.parse_args(argv))
 
 
+STAMP = "minizoo-made-from.json"
+
+
+def drop_stale_packs(chosen, world_seed: int, features_dir: str | None = None) -> list[str]:
+    """Remove the packs of minizoo models whose checkpoint or world changed since they were
+    extracted (a retrained model keeps its id, so the store alone cannot tell); returns the
+    models whose packs were dropped. ``<features>/minizoo-made-from.json`` records, per model,
+    the checkpoint's sha256 and the world's fingerprint the packs were made from."""
+    import json
+    import shutil
+
+    from benchmark.features.store import FeatureStore, atomic_write_bytes
+    from benchmark.minizoo import train, world
+
+    store = FeatureStore(features_dir)
+    path = store.root / STAMP
+    try:
+        made = json.loads(path.read_text())
+    except (OSError, ValueError):
+        made = {}
+    kinds = tuple(dict.fromkeys((*MODULES, "ground-truth")))
+    dropped = []
+    for m in chosen:
+        mid = m.id(world_seed)
+        _, man = train.paths(m, world_seed)
+        now = f"{json.loads(man.read_text())['sha256']}:{world.fingerprint()}"
+        dirs = [d for k in kinds if (d := store.pack_dir(k, mid)).exists()]
+        if dirs and made.get(mid) != now:
+            for d in dirs:
+                shutil.rmtree(d)
+            dropped.append(mid)
+        made[mid] = now
+    if dropped:
+        print(f"minizoo: {len(dropped)} models were retrained or the world changed since their "
+              "feature packs were extracted; those packs were removed and are extracted again",
+              file=sys.stderr)
+    store.root.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, json.dumps(made, indent=1, sort_keys=True).encode())
+    return dropped
+
+
 def ensure(models: list[str] | None = None, kinds=tuple(MODULES), world_seed: int = 0,
            features_dir: str | None = None, progress: bool = True,
            datasets: list[str] | None = None) -> dict[str, float]:
@@ -98,6 +139,7 @@ def ensure(models: list[str] | None = None, kinds=tuple(MODULES), world_seed: in
     t = time.perf_counter()
     train.train_missing(world_seed, chosen, progress)
     times["train"] = time.perf_counter() - t
+    drop_stale_packs(chosen, world_seed, features_dir)
     t = time.perf_counter()
     world_data.write_images(world_seed)
     times["images"] = time.perf_counter() - t

@@ -72,7 +72,7 @@ def pool(world_seed: int, size: int = POOL_SIZE):
     depends on ``(world_seed, i)`` only, so a smaller pool is a prefix of a larger one."""
     from benchmark.data.upstream import cache_root
 
-    f = cache_root() / "minizoo" / f"pool-s{world_seed}-n{size}-v{TRAINER_VERSION}.npz"
+    f = cache_root() / "minizoo" / f"pool-s{world_seed}-n{size}-{w.fingerprint()[:16]}.npz"
     scenes = []
     rngs = [w._rng(world_seed, "train", i) for i in range(size)]
     for r in rngs:
@@ -172,6 +172,7 @@ def train_one(model: ZooModel, world_seed: int, progress: bool = True) -> dict:
         "model": mid, "arch": arch, "config": open_clip_config(model.tower),
         "mixture": mix.as_dict(), "world_seed": world_seed, "seed": seed,
         "steps": mix.steps, "final_loss": last, "trainer_version": TRAINER_VERSION,
+        "world": w.fingerprint(),
         "code_version": code_version(), "open_clip": open_clip.__version__,
         "torch": torch.__version__, "threads": THREADS, "seconds": round(seconds, 2),
         "sha256": _sha(ckpt), "checkpoint": ckpt.name,

@@ -147,7 +147,7 @@ def render(scene: Scene, rng: np.random.Generator, res: int = RES) -> Image.Imag
     r = _SIZE_PX[scene.size] * res / 32 / 2
     if scene.kind == "digit":
         g = _glyphs()[0][scene.glyph]
-        side = max(4, int(round(2 * r + 4 * res / 32)))
+        side = max(4, int(round(2 * r + 8 * res / 32)))
         gi = Image.fromarray((g * 255).astype(np.uint8)).resize((side, side), Image.BILINEAR)
         mask = np.zeros((res, res), np.float32)
         ox = int(qx * half + (half - side) / 2 + rng.integers(-1, 2))
@@ -393,3 +393,25 @@ def class_captions(task_id: str) -> dict[str, list[str]]:
 
 def with_domain(scene: Scene, domain: str) -> Scene:
     return replace(scene, domain=domain)
+
+
+@cache
+def fingerprint() -> str:
+    """sha256 of what the world renders and says for a fixed set of scenes (every domain, both
+    kinds, captions with and without omissions): it changes whenever the renderer, the
+    vocabulary or the captions change, so caches of images (training pools, test folders)
+    keyed by it can never serve another world's pixels."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for i in range(24):
+        rng = _rng(0, "fingerprint", i)
+        s = random_scene(rng, domain=DOMAINS[i % len(DOMAINS)],
+                         fixed={"kind": "digit" if i % 4 == 0 else "shape"})
+        h.update(np.asarray(render(s, rng)).tobytes())
+        h.update(caption(s, rng).encode())
+        h.update(caption(s, rng, omit=frozenset({ATTRIBUTES[i % len(ATTRIBUTES)]})).encode())
+    for tid, task in ALL_TASKS.items():
+        h.update(repr((tid, task)).encode())
+    return h.hexdigest()
+

@@ -223,7 +223,7 @@ def test_mll_ranks_the_extracted_models(cli, loads, tmp_path, capsys):
 
 
 # -- the minizoo world's concept graph (Protocol.concepts = "minizoo") -----------------------
-MZ_MODELS = ("MZ-RN-1-8:all_s0", "MZ-ViT-2-32-p8:all_s0")  # minizoo ids: tiny towers here
+MZ_MODELS = ("MZ-RN-1-8:dark_s0", "MZ-ViT-2-32-p8:all_s0")  # minizoo ids: tiny towers here
 
 
 def test_minizoo_protocol_labels_on_the_worlds_concept_graph(loads, tmp_path, capsys):
