@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from pathlib import Path
@@ -63,7 +64,8 @@ def write_images(world_seed: int = 0, root: Path | None = None, tasks=None) -> l
     for tid in tasks or w.ALL_TASKS:
         d = root / tid
         stamp = {"world_seed": world_seed, "per_class": per_class(tid),
-                 "version": IMAGES_VERSION, "world": w.fingerprint()[:16]}
+                 "version": IMAGES_VERSION, "world": w.fingerprint()[:16],
+                 "task": hashlib.sha256(repr(w.ALL_TASKS[tid]).encode()).hexdigest()[:16]}
         sp = d / "minizoo.json"
         if sp.is_file() and json.loads(sp.read_text()) == stamp:
             continue
