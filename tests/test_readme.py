@@ -57,8 +57,16 @@ def _benchmark_argv(line: str) -> list[str]:
     return argv[3:]
 
 
-def test_quickstart_is_two_blocks_light_run_then_dev_tests():
-    run_block, test_block = _bash_blocks(_section("Quickstart"))  # exactly two blocks
+def test_quickstart_is_light_run_dev_tests_then_minizoo():
+    run_block, test_block, zoo_block = _bash_blocks(_section("Quickstart"))  # three blocks
+    assert zoo_block[0] == 'pip install -e ".[extract,text]"'
+    assert zoo_block[1:] == ["python -m benchmark run --protocol minizoo --methods dcd,swab"]
+    from benchmark.cli import build_parser
+
+    args = build_parser().parse_args(_benchmark_argv(zoo_block[1]))  # the real run command
+    from benchmark.core.protocol import get_protocol
+
+    assert get_protocol(args.protocol).measured_here  # trained here, on demand
     installs = [ln for ln in run_block if ln.startswith("pip install")]
     assert installs == ["pip install -e ."]  # the run needs the light install only
     assert any(ln.startswith("python3 -m venv") for ln in run_block)
@@ -83,7 +91,7 @@ def test_light_install_needs_no_heavy_dependency():
 
 def test_quickstart_run_block_runs_as_written(tmp_path, monkeypatch, capsys):
     """Every command of block 1 but the installs, in a scratch directory (offline)."""
-    run_block, _ = _bash_blocks(_section("Quickstart"))
+    run_block = _bash_blocks(_section("Quickstart"))[0]
     monkeypatch.chdir(tmp_path)
     ran = 0
     for line in run_block:

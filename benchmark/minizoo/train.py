@@ -42,12 +42,23 @@ def paths(model: ZooModel, world_seed: int) -> tuple[Path, Path]:
     return d / f"{tag}.pt", d / f"{tag}.json"
 
 
+def recipe(model: ZooModel) -> dict:
+    """What a checkpoint must have been trained with to count as this zoo model: its open_clip
+    config, its mixture, the trainer's version and the world's fingerprint."""
+    return {"config": open_clip_config(model.tower), "mixture": model.mixture.as_dict(),
+            "trainer_version": TRAINER_VERSION, "world": w.fingerprint()}
+
+
 def is_trained(model: ZooModel, world_seed: int) -> bool:
+    """The checkpoint exists, matches its manifest's sha256, and was trained with today's
+    recipe (:func:`recipe`; a checkpoint of an older recipe under the same id is retrained)."""
     ckpt, man = paths(model, world_seed)
     if not (ckpt.is_file() and man.is_file()):
         return False
     try:
-        return json.loads(man.read_text())["sha256"] == _sha(ckpt)
+        m = json.loads(man.read_text())
+        want = json.loads(json.dumps(recipe(model)))
+        return m["sha256"] == _sha(ckpt) and all(m.get(k) == v for k, v in want.items())
     except (ValueError, KeyError):
         return False
 

@@ -41,3 +41,21 @@ def test_packs_of_a_retrained_model_are_dropped(tmp_path, monkeypatch):
     assert pipeline.drop_stale_packs([m], 0, str(feats)) == [] and pack.exists()
     man.write_text(json.dumps({"sha256": "b" * 64}))  # retrained
     assert pipeline.drop_stale_packs([m], 0, str(feats)) == [m.id(0)] and not pack.exists()
+
+
+def test_a_checkpoint_of_another_recipe_is_not_trained(tmp_path, monkeypatch):
+    from dataclasses import replace
+
+    from benchmark.minizoo.zoo import Mixture, ZooModel
+
+    monkeypatch.setenv("VLMBENCH_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("VLMBENCH_WEIGHTS", str(tmp_path / "w"))
+    tiny = ZooModel(MODELS[0].tower, Mixture("unittest", pool=16, steps=1, batch=4))
+    train.train_one(tiny, 0, progress=False)
+    assert train.is_trained(tiny, 0)
+    longer = replace(tiny, mixture=replace(tiny.mixture, steps=2))  # same id, new recipe
+    assert longer.id(0) == tiny.id(0) and not train.is_trained(longer, 0)
+    _, man = train.paths(tiny, 0)
+    m = json.loads(man.read_text())
+    man.write_text(json.dumps({**m, "world": "0" * 64}))  # trained on another world
+    assert not train.is_trained(tiny, 0)
