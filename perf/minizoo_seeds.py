@@ -165,7 +165,7 @@ def one_zoo(seed: int, methods, models, datasets, features_dir, progress: bool) 
         gt = gt[[c for c in gt.columns if c in set(datasets)]]
     nd = dict(zip(table["method"], table["NDCG@5"], strict=True))
     props = properties.verify(gt, {k: v for k, v in nd.items() if k in ("inb", "random")})
-    return {"table": table, "properties": props, "skipped": dict(res.skipped),
+    return {"table": table, "properties": props, "skipped": sorted(set(methods) - set(res.methods)),
             "build_s": build_s, "run_s": run_s, "stages": stages, "steps": steps}
 
 
