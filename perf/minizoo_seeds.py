@@ -196,7 +196,9 @@ def markdown(agg: dict, runs: dict[int, dict], meta: dict) -> str:
         "seeds; ± = population std (ddof=0) over world seeds",
         f"- models: {meta['models']}; datasets: {meta['datasets']}",
         f"- training steps: {meta['steps']}",
-        f"- host: {meta['host']}; wall time {meta['wall_s']:.0f} s",
+        f"- host: {meta['host']}; wall time {meta['wall_s']:.0f} s ("
+        + "; ".join(f"s{s}: build {runs[s]['build_s']:.0f} s, run {runs[s]['run_s']:.0f} s"
+                    for s in seeds) + "; a build is resumable: seconds when present)",
         "", "## Main table per world seed", "",
         tabulate(rows, headers=head, tablefmt="github", disable_numparse=True), "",
         f"## How much the ranking of methods moves (Kendall tau-b of the orderings by {RANK_BY})",
