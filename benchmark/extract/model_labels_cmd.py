@@ -107,7 +107,7 @@ def open_sample(sample: str, args: argparse.Namespace, source=None):
         # a generated source (minizoo's world) writes its images under --images-dir, else
         # --data-dir (a world seed's own root), else the default data root
         return source.open_images(sample, args.images_per_node,
-                                  args.images_dir or getattr(args, "data_dir", None))
+                                  args.images_dir or units.data_dir_of(args))
     if args.images_dir:
         return loaders.open_folder(sample, Path(args.images_dir) / sample / "test", "test")
     if sample == "imagenet1k":

@@ -56,10 +56,11 @@ def data_root(world_seed: int = 0) -> Path:
     ``minizoo`` protocol, read by the registry's ``folder:`` loaders as they are), and
     ``<data>/minizoo-s<N>`` for the seed-spread study's other worlds, so that two worlds never
     overwrite each other's images (the pipeline passes it as ``--data-dir``)."""
+    from benchmark.core.protocol import minizoo_name
     from benchmark.extract.loaders import default_data_root
 
-    root = default_data_root()
-    return root if int(world_seed) == 0 else root / f"minizoo-s{int(world_seed)}"
+    root = default_data_root()  # the subfolder is the protocol's name (extract's data_dir_of)
+    return root if int(world_seed) == 0 else root / minizoo_name(world_seed)
 
 
 def write_images(world_seed: int = 0, root: Path | None = None, tasks=None) -> list[str]:

@@ -7,8 +7,9 @@ image folders (:func:`benchmark.minizoo.datasets.write_images`), 3. ``extract gr
 :mod:`benchmark.minizoo.concepts`) -- the same command modules as ``python -m benchmark extract
 <kind> --protocol minizoo``, with the protocol's cheaper settings
 (:data:`SETTINGS`). Another world seed N (the seed-spread study, perf/minizoo_seeds.py) uses
-protocol ``minizoo-s<N>`` and its own image root (:func:`benchmark.minizoo.datasets.data_root`). Every stage is resumable (present checkpoints, images and records are
-skipped), so a second call costs a few seconds. Per-stage wall times are returned.
+protocol ``minizoo-s<N>`` and its own image root (:func:`benchmark.minizoo.datasets.data_root`).
+Every stage is resumable (present checkpoints, images and records are skipped), so a second
+call costs a few seconds. Per-stage wall times are returned.
 """
 
 from __future__ import annotations

@@ -154,3 +154,19 @@ def test_kendall_tau_b_matches_scipy_with_ties():
     assert mod.kendall_tau_b(x, y) == pytest.approx(kendalltau(x, y).statistic)
     assert mod.model_ids(["MZ-RN-1-8:dark", "MZ-ViT-2-32-p8:all_s0"], 2) == [
         "MZ-RN-1-8:dark_s2", "MZ-ViT-2-32-p8:all_s2"]
+
+
+def test_extract_commands_find_a_seed_world_without_data_dir(tmp_path, monkeypatch):
+    """``extract ... --protocol minizoo-sN`` alone reads that world's images, never seed 0's."""
+    import argparse
+
+    from benchmark.extract.units import data_dir_of
+    from benchmark.minizoo import datasets
+
+    monkeypatch.setenv("VLMBENCH_DATA", str(tmp_path))
+    ns = argparse.Namespace
+    assert data_dir_of(ns(protocol="minizoo-s1", data_dir=None)) == str(datasets.data_root(1))
+    assert data_dir_of(ns(protocol="minizoo-s3", data_dir=None)) == str(datasets.data_root(3))
+    assert data_dir_of(ns(protocol="minizoo", data_dir=None)) is None  # the default root
+    assert data_dir_of(ns(protocol="dcd48", data_dir=None)) is None
+    assert data_dir_of(ns(protocol="minizoo-s1", data_dir="/x")) == "/x"
