@@ -256,6 +256,36 @@ def cost_frame(methods: dict, timings: pd.DataFrame | None = None) -> pd.DataFra
     return pd.DataFrame(rows)
 
 
+def cost_section(runs) -> list[str]:
+    """Measured wall time of selecting, per method (fit + score of one target, this machine).
+    Wall times differ on every rerun, so the table sits in a host-dependent block that
+    ``leaderboard --check`` compares by its row labels only (:mod:`benchmark.report.measured`)."""
+    from benchmark.report.measured import HOST_BEGIN, HOST_END
+
+    chosen: dict[str, object] = {}
+    for run in runs:
+        for method in run.scores["method"].unique():
+            chosen[method] = run
+    timed = {m: r for m, r in chosen.items() if getattr(r, "timings", None) is not None}
+    if not timed:
+        return []
+    rows = []
+    for m, r in sorted(timed.items()):
+        t = r.timings.loc[r.timings["method"] == m, "seconds"].to_numpy(float)
+        if len(t):
+            rows.append([m, f"{t.mean():.4f}", f"{t.max():.4f}", f"{t.sum():.2f}"])
+    if not rows:
+        return []
+    return ["## Cost of selecting (wall time)", "",
+            "Fit on the sources + score of the held-out target, per fold, measured by the "
+            "leaderboard's rerun on the machine that made this page (seconds; the extraction "
+            "of feature packs is not included). Not compared by `leaderboard --check`.", "",
+            HOST_BEGIN,
+            tabulate(rows, headers=["method", "s / target (mean)", "s / target (max)",
+                                    "s in all"], tablefmt="github", disable_numparse=True),
+            HOST_END, ""]
+
+
 def outcome_section(scores: pd.DataFrame, partial=frozenset(), run_meta=None,
                     labelled=frozenset()) -> list[str]:
     if scores.empty or not scores["metric"].isin(["acc"]).any():
@@ -575,6 +605,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     lines += _pvalue_block(table, "")
     lines += _submitted_block(run_meta)
     lines += outcome_section(scores, partial, run_meta, labelled)
+    lines += cost_section(main_runs)
     if not scores.empty:
         name = f"{FIGURES}/{protocol.name}-methods.png"
         figures[name] = _methods_png(table, f"{protocol.name}: mean over targets, 95% bootstrap CI")
@@ -1430,7 +1461,7 @@ def check(files: dict, out: Path, measured_protocols=()) -> list[str]:
                 sys.stdout.write(f"{name}: {how}\n")
             continue
         current = path.read_text() if path.is_file() else ""
-        if current != content:
+        if current != content and not measured.same_but_host_blocks(current, content):
             stale.append(name)
             diff = difflib.unified_diff(current.splitlines(), content.splitlines(),
                                         f"{path} (committed)", "regenerated", lineterm="")

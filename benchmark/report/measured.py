@@ -16,6 +16,10 @@ import re
 
 #: the line of a measured page that names the host (dropped from its signature)
 HOST_PREFIX = "- Host: "
+#: a block of any page measured on the machine that rendered it (wall times): compared by the
+#: labels of its table rows only
+HOST_BEGIN = "<!-- measured on this machine: compared by row labels only -->"
+HOST_END = "<!-- end of measurements -->"
 _MARKS = re.compile(r"\*\*|[▲▼=†]|\s+\(submitted\)")
 
 
@@ -114,6 +118,28 @@ def same(name: str, committed: str, fresh: str, protocols) -> bool:
     if name == "index.html":
         return html_signature(committed, protocols) == html_signature(fresh, protocols)
     return committed == fresh
+
+
+def _host_blocks_masked(text: str) -> list[str]:
+    out, inside = [], False
+    for line in text.splitlines():
+        if line == HOST_BEGIN:
+            inside = True
+            out.append(line)
+        elif line == HOST_END:
+            inside = False
+            out.append(line)
+        elif inside:
+            if line.startswith("|") and not set(line) <= set("|-: "):
+                out.append(_label(line.strip("|").split("|")[0]))
+        else:
+            out.append(line)
+    return out
+
+
+def same_but_host_blocks(committed: str, fresh: str) -> bool:
+    """Equal once the host-dependent blocks (:data:`HOST_BEGIN`) are reduced to row labels."""
+    return _host_blocks_masked(committed) == _host_blocks_masked(fresh)
 
 
 def is_measured_figure(name: str, protocols) -> bool:

@@ -86,3 +86,13 @@ def test_random_is_checked_against_the_chance_ndcg_of_the_same_truth():
     # the failures a rerun recorded reach the check
     meta = {"inb": {"measured_here": {"properties": {"failures": ["x: y"]}}}, "random": {}}
     assert measured.property_failures(meta) == ["x: y"]
+
+
+def test_host_blocks_of_any_page_compare_by_row_labels():
+    from benchmark.report.measured import HOST_BEGIN, HOST_END
+
+    page = "\n".join(["# x", HOST_BEGIN, "| method | s |", "|---|---|", "| inb | 0.0012 |",
+                      "| dcd | 1.5 |", HOST_END, "after 0.5"])
+    assert measured.same_but_host_blocks(page, page.replace("0.0012", "0.0020"))
+    assert not measured.same_but_host_blocks(page, page.replace("| dcd | 1.5 |\n", ""))
+    assert not measured.same_but_host_blocks(page, page.replace("after 0.5", "after 0.6"))
