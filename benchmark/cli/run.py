@@ -64,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     from benchmark.core import results
     from benchmark.core.harness import MissingFeaturesError
-    from benchmark.core.protocol import get_protocol
+    from benchmark.core.protocol import get_protocol, minizoo_seed
 
     names = csv_list(args.methods)
     if not names:
@@ -77,13 +77,14 @@ def run(args) -> int:
     out = Path(args.out) if args.out else results.default_out_dir(
         get_protocol(args.protocol).name, Path(args.results))
     with results.reserve(out):  # before computing: exists, unwritable or busy -> one line
-        if args.protocol == "minizoo":
-            # the synthetic zoo is trained and extracted here, on demand (resumable; seconds
-            # when everything is present): python -m benchmark zoo build minizoo
+        world_seed = minizoo_seed(get_protocol(args.protocol))
+        if world_seed is not None:
+            # a synthetic zoo (minizoo, minizoo-sN) is trained and extracted here, on demand
+            # (resumable; seconds when everything is present): zoo build minizoo [--seed N]
             from benchmark.minizoo import pipeline
 
-            pipeline.ensure(csv_list(args.models) or None, features_dir=args.features_dir,
-                            progress=not args.no_progress,
+            pipeline.ensure(csv_list(args.models) or None, world_seed=world_seed,
+                            features_dir=args.features_dir, progress=not args.no_progress,
                             datasets=csv_list(args.datasets) or None)
         try:
             res = _evaluate(args, names, seeds, overrides)

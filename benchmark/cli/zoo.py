@@ -3,7 +3,8 @@
 ``train`` trains the missing models (one at a time, with progress; resumable) into the local
 weights directory (``$VLMBENCH_WEIGHTS`` or ``<cache>/weights``); ``build`` also writes the
 world's test images and extracts ground truth and every feature kind (the whole chain ``run
---protocol minizoo`` needs); ``write-metadata`` regenerates ``datasets/minizoo/``.
+--protocol minizoo`` needs); ``--seed N`` (N > 0) does the same for another world, protocol
+``minizoo-sN`` (perf/minizoo_seeds.py); ``write-metadata`` regenerates ``datasets/minizoo/``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "pack the minizoo protocol needs; write-metadata: datasets/minizoo/ files")
     p.add_argument("zoo", nargs="?", default="minizoo", choices=["minizoo"],
                    help="which zoo (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=0, help="world seed (default 0: the protocol's)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="world seed (default 0: protocol minizoo; N > 0 builds the zoo of "
+                   "protocol minizoo-sN, the seed-spread study's, with its own test images)")
     p.add_argument("--models", help="comma-separated subset of the zoo")
     p.add_argument("--features-dir",
                    help="feature store (default: $VLMBENCH_CACHE/features, "
@@ -49,10 +52,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"{m['model']}: {m['steps']} steps in {m['seconds']:.1f} s, "
                   f"loss {m['final_loss']:.3f}, sha256 {m['sha256'][:12]}")
         return 0
-    if args.seed != 0:
-        raise UsageError("zoo build: the minizoo protocol is world seed 0; --seed N only "
-                         "with `zoo train`")
-    times = pipeline.ensure([m.id(0) for m in chosen], features_dir=args.features_dir,
-                            progress=not args.no_progress)
-    print("minizoo stages: " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
+    from benchmark.core.protocol import minizoo_name
+
+    times = pipeline.ensure([m.id(args.seed) for m in chosen], world_seed=args.seed,
+                            features_dir=args.features_dir, progress=not args.no_progress)
+    print(f"{minizoo_name(args.seed)} stages: "
+          + ", ".join(f"{k} {v:.1f} s" for k, v in times.items()))
     return 0

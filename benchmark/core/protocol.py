@@ -229,6 +229,55 @@ class ProtocolData:
         return tuple(d for d in self.protocol.datasets if len(self.candidates(d)) >= 2)
 
 
+#: world seeds of the minizoo seed-spread study besides 0 (``minizoo-s<N>``, perf/minizoo_seeds.py);
+#: measured here like ``minizoo`` but never in leaderboard/runs.toml
+MINIZOO_SEED_STUDY = (1, 2)
+
+
+def minizoo_name(world_seed: int) -> str:
+    """``minizoo`` for world seed 0 (the protocol), ``minizoo-s<N>`` for the others."""
+    return "minizoo" if int(world_seed) == 0 else f"minizoo-s{int(world_seed)}"
+
+
+def minizoo_protocol(world_seed: int = 0) -> Protocol:
+    """The minizoo protocol of one world seed: the same models, targets and settings, the zoo
+    trained on that seed's world (``zoo.minizoo_ids``). Seed 0 is ``minizoo`` exactly."""
+    n = int(world_seed)
+    if n == 0:
+        desc = ("SYNTHETIC: 12 tiny open_clip models trained here x 13 tasks of a "
+                "synthetic world (python -m benchmark zoo train minizoo)")
+    else:
+        desc = (f"SYNTHETIC: minizoo on world seed {n}, for the seed-spread study "
+                f"(perf/minizoo_seeds.py; python -m benchmark zoo build minizoo --seed {n})")
+    return Protocol(
+        name=minizoo_name(n),
+        description=desc,
+        zoo=zoo.MINIZOO_12 if n == 0 else zoo.minizoo_ids(n),
+        datasets=MINIZOO_TARGETS,
+        gt_sources=("packs",),
+        seeds=(0, 1, 2),
+        side_dataset="mz_broad",
+        measured_here=True,
+        concepts="minizoo",
+        notes=(
+            "A synthetic zoo: tiny CLIP models trained on this machine on a synthetic "
+            "world (benchmark/minizoo); its numbers say nothing about published models.",
+            "Ground truth measured by `extract ground-truth` on the trained checkpoints; "
+            "mz_broad (colour x shape, all domains) plays ImageNet-1k's part.",
+        ),
+        citation="benchmark/minizoo (issue 12)",
+    )
+
+
+def minizoo_seed(protocol: Protocol) -> int | None:
+    """The world seed of a minizoo protocol (``None``: not one)."""
+    if protocol.name == "minizoo":
+        return 0
+    m = re.fullmatch(r"minizoo-s(\d+)", protocol.name)
+    return int(m.group(1)) if m and protocol.measured_here else None
+
+
+
 def _protocols() -> dict[str, Protocol]:
     lovm_cite = "Zohar et al., LOVM: Language-Only Vision Model Selection, NeurIPS 2023 D&B."
     swab_cite = "Yi et al., Bridge the Modality and Capability Gaps in VLM Selection, NeurIPS 2024."
@@ -282,25 +331,7 @@ def _protocols() -> dict[str, Protocol]:
             citation="Tan et al., Vision-Language Model Selection and Reuse for Downstream "
             "Adaptation (Model Label Learning), ICML 2025.",
         ),
-        "minizoo": Protocol(
-            name="minizoo",
-            description="SYNTHETIC: 12 tiny open_clip models trained here x 13 tasks of a "
-            "synthetic world (python -m benchmark zoo train minizoo)",
-            zoo=zoo.MINIZOO_12,
-            datasets=MINIZOO_TARGETS,
-            gt_sources=("packs",),
-            seeds=(0, 1, 2),
-            side_dataset="mz_broad",
-            measured_here=True,
-            concepts="minizoo",
-            notes=(
-                "A synthetic zoo: tiny CLIP models trained on this machine on a synthetic "
-                "world (benchmark/minizoo); its numbers say nothing about published models.",
-                "Ground truth measured by `extract ground-truth` on the trained checkpoints; "
-                "mz_broad (colour x shape, all domains) plays ImageNet-1k's part.",
-            ),
-            citation="benchmark/minizoo (issue 12)",
-        ),
+        **{p.name: p for p in (minizoo_protocol(n) for n in (0, *MINIZOO_SEED_STUDY))},
         **{
             name: Protocol(
                 name=name,
@@ -338,6 +369,8 @@ def get_protocol(name: str) -> Protocol:
     """A named protocol, or the protocol a ``.toml`` file defines."""
     if str(name).endswith(".toml"):
         return load_protocol_file(name)
+    if name not in PROTOCOLS and (m := re.fullmatch(r"minizoo-s([1-9][0-9]*)", str(name))):
+        return minizoo_protocol(int(m.group(1)))  # any world seed of the seed-spread study
     try:
         return PROTOCOLS[name]
     except KeyError:

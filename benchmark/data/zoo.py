@@ -140,3 +140,9 @@ MINIZOO_12 = (
     "MZ-RN-1-16:nodigit_s0",
     "MZ-RN-1-16:shapes_s0",
 )
+
+
+def minizoo_ids(world_seed: int = 0) -> tuple[str, ...]:
+    """The miniature zoo of world seed ``world_seed`` (the same models, ids ending ``_s<N>``);
+    seed 0 is :data:`MINIZOO_12` itself."""
+    return tuple(f"{m.removesuffix('_s0')}_s{int(world_seed)}" for m in MINIZOO_12)

@@ -181,7 +181,8 @@ def open_test_split(args, dataset: str, n_images: int, seed: int):
     if args.images_dir:
         ds = loaders.open_dataset(dataset, args.images_dir, split="test", backend="folder")
     else:
-        ds = loaders.open_dataset(dataset, args.data_dir, split="test", download=args.download)
+        ds = loaders.open_dataset(dataset, units.data_dir_of(args), split="test",
+                                  download=args.download)
     return ds, loaders.sample_indices(len(ds), n_images or len(ds), seed)
 
 

@@ -104,7 +104,10 @@ def open_sample(sample: str, args: argparse.Namespace, source=None):
 
     source = source or source_of(args)
     if source.open_images is not None:
-        return source.open_images(sample, args.images_per_node, args.images_dir)
+        # a generated source (minizoo's world) writes its images under --images-dir, else
+        # --data-dir (a world seed's own root), else the default data root
+        return source.open_images(sample, args.images_per_node,
+                                  args.images_dir or units.data_dir_of(args))
     if args.images_dir:
         return loaders.open_folder(sample, Path(args.images_dir) / sample / "test", "test")
     if sample == "imagenet1k":

@@ -565,6 +565,22 @@ def protocol_of(args: argparse.Namespace, default: str | None):
     return get_protocol(name) if name else None
 
 
+def data_dir_of(args: argparse.Namespace) -> str | None:
+    """``--data-dir``, else, for a minizoo world other than seed 0 (``--protocol minizoo-sN``),
+    that world's image root ``<data>/minizoo-sN`` (:func:`benchmark.minizoo.datasets.data_root`:
+    its test images never overwrite seed 0's), else ``None`` (the default data root)."""
+    from benchmark.core.protocol import minizoo_seed
+
+    if getattr(args, "data_dir", None):
+        return args.data_dir
+    protocol = protocol_of(args, None)
+    if protocol is not None and minizoo_seed(protocol):
+        from benchmark.extract.loaders import default_data_root
+
+        return str(default_data_root() / protocol.name)
+    return None
+
+
 def select_models(args: argparse.Namespace, default_protocol: str | None,
                   strict: bool = True) -> list[str]:
     """``--models`` or the protocol's zoo; unextractable ones refused or skipped (one line).

@@ -5,7 +5,8 @@
   as ``local:`` keys; generated from :mod:`benchmark.minizoo.world` and checked against it in
   the tests (``python -m benchmark zoo write-metadata`` rewrites them);
 - test images (:func:`write_images`): an image folder ``<data>/<id>/test/<class>/<k>.png``
-  (``<data>`` = ``$VLMBENCH_DATA`` or ``<cache>/datasets``) read by the registry's
+  (``<data>`` = ``$VLMBENCH_DATA`` or ``<cache>/datasets``; ``<data>/minizoo-s<N>`` for world
+  seeds N != 0, :func:`data_root`) read by the registry's
   ``folder:<id>`` loader, so the extract commands need no special case. A stamp file records
   the world seed and the image count; the folder is rewritten when either differs.
 """
@@ -51,15 +52,22 @@ def write_metadata(root: Path) -> int:
     return len(metadata_files())
 
 
-def data_root() -> Path:
+def data_root(world_seed: int = 0) -> Path:
+    """Where the test folders of world ``world_seed`` live: ``<data>`` itself for seed 0 (the
+    ``minizoo`` protocol, read by the registry's ``folder:`` loaders as they are), and
+    ``<data>/minizoo-s<N>`` for the seed-spread study's other worlds, so that two worlds never
+    overwrite each other's images (the pipeline passes it as ``--data-dir``)."""
+    from benchmark.core.protocol import minizoo_name
     from benchmark.extract.loaders import default_data_root
 
-    return default_data_root()
+    root = default_data_root()  # the subfolder is the protocol's name (extract's data_dir_of)
+    return root if int(world_seed) == 0 else root / minizoo_name(world_seed)
 
 
 def write_images(world_seed: int = 0, root: Path | None = None, tasks=None) -> list[str]:
-    """Write the test split of every task (missing or stale ones); returns the ids written."""
-    root = Path(root) if root is not None else data_root()
+    """Write the test split of every task (missing or stale ones) under ``root`` (default
+    :func:`data_root` of the seed); returns the ids written."""
+    root = Path(root) if root is not None else data_root(world_seed)
     written = []
     for tid in tasks or w.ALL_TASKS:
         d = root / tid

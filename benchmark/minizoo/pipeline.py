@@ -6,8 +6,10 @@ image folders (:func:`benchmark.minizoo.datasets.write_images`), 3. ``extract gr
 ``model-labels`` (MLL's labels on the world's concept graph,
 :mod:`benchmark.minizoo.concepts`) -- the same command modules as ``python -m benchmark extract
 <kind> --protocol minizoo``, with the protocol's cheaper settings
-(:data:`SETTINGS`). Every stage is resumable (present checkpoints, images and records are
-skipped), so a second call costs a few seconds. Per-stage wall times are returned.
+(:data:`SETTINGS`). Another world seed N (the seed-spread study, perf/minizoo_seeds.py) uses
+protocol ``minizoo-s<N>`` and its own image root (:func:`benchmark.minizoo.datasets.data_root`).
+Every stage is resumable (present checkpoints, images and records are skipped), so a second
+call costs a few seconds. Per-stage wall times are returned.
 """
 
 from __future__ import annotations
@@ -62,14 +64,21 @@ def zoo_targets() -> tuple[str, ...]:
 
 
 def extract(kind: str, models: list[str], features_dir: str | None = None,
-            progress: bool = True, datasets: list[str] | None = None) -> int:
+            progress: bool = True, datasets: list[str] | None = None,
+            world_seed: int = 0) -> int:
+    """``extract <kind> --protocol <the seed's minizoo protocol>`` on ``models``; for a world
+    seed other than 0, ``--data-dir`` is that world's image root (:func:`datasets.data_root`)."""
+    from benchmark.core.protocol import get_protocol, minizoo_name
+    from benchmark.minizoo import datasets as world_data
+
     mod = importlib.import_module(MODULES[kind])
     p = argparse.ArgumentParser(prog=f"extract {kind}")
     mod.add_arguments(p)
-    argv = ["--protocol", "minizoo", "--models", ",".join(models), *SETTINGS[kind]]
-    from benchmark.core.protocol import get_protocol
-
-    p_ = get_protocol("minizoo")
+    name = minizoo_name(world_seed)
+    argv = ["--protocol", name, "--models", ",".join(models), *SETTINGS[kind]]
+    if world_seed != 0 and kind != "text-features":  # text-features reads no image
+        argv += ["--data-dir", str(world_data.data_root(world_seed))]
+    p_ = get_protocol(name)
     chosen = list(datasets or p_.datasets)
     if kind == "ground-truth":
         chosen = [*chosen, p_.side_dataset]
@@ -145,7 +154,7 @@ def ensure(models: list[str] | None = None, kinds=tuple(MODULES), world_seed: in
     times["images"] = time.perf_counter() - t
     for kind in kinds:
         t = time.perf_counter()
-        rc = extract(kind, ids, features_dir, progress, datasets)
+        rc = extract(kind, ids, features_dir, progress, datasets, world_seed)
         times[kind] = time.perf_counter() - t
         if rc:
             print(f"minizoo: extract {kind} failed (exit {rc})", file=sys.stderr)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -92,7 +93,9 @@ def pool(world_seed: int, size: int = POOL_SIZE):
         return scenes, np.load(f)["images"]
     imgs = np.stack([np.asarray(w.render(s, r)) for s, r in zip(scenes, rngs, strict=True)])
     f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(".tmp.npz")
+    # one temporary name per process: two training processes of a new world build the same
+    # pool at once (same bytes), and each replaces it atomically
+    tmp = f.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(tmp, images=imgs)
     tmp.replace(f)
     return scenes, imgs

@@ -1050,9 +1050,10 @@ def _rerun_protocol(name: str, entry: dict, out_root: Path, data, pins=()) -> st
 
     protocol = get_protocol(name).with_options(seeds=tuple(range(int(entry["seeds"]))))
     if protocol.measured_here:  # trained and extracted here, on demand (resumable)
+        from benchmark.core.protocol import minizoo_seed
         from benchmark.minizoo import pipeline
 
-        pipeline.ensure(progress=False)
+        pipeline.ensure(progress=False, world_seed=minizoo_seed(protocol) or 0)
     store = PinnedStore(pins=pins)  # imported packs only when runs.toml pins them
     harness = Harness.from_data(protocol, data, store)
     methods = resolve_methods(list(entry["methods"]))
