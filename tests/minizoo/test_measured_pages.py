@@ -59,7 +59,7 @@ def test_html_and_index_signatures_mask_only_the_measured_protocol():
 
 def _gt(rows):
     return pd.DataFrame(rows, index=[f"m{i}" for i in range(len(rows))],
-                        columns=["mz_shape", "mz_colour", "mz_digit", "mz_count"])
+                        columns=["mz_shape", "mz_colour", "mz_size", "mz_count"])
 
 
 def test_properties_pass_on_a_varied_zoo_and_name_what_fails():
