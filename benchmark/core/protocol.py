@@ -93,9 +93,9 @@ MLL_TARGETS = (
 
 #: the 13 target tasks of the synthetic world (benchmark/minizoo/world.py TARGETS)
 MINIZOO_TARGETS = (
-    "mz_shape", "mz_colour", "mz_pattern", "mz_size", "mz_count", "mz_position",
-    "mz_background", "mz_colour_lowlight", "mz_colour_noise", "mz_pattern_invert",
-    "mz_background_invert", "mz_size_blur", "mz_size_sketch",
+    "mz_colour", "mz_pattern", "mz_size", "mz_count", "mz_position", "mz_background",
+    "mz_colour_lowlight", "mz_colour_noise", "mz_pattern_invert", "mz_background_invert",
+    "mz_background_noise", "mz_size_blur", "mz_count_blur",
 )  # fmt: skip
 
 FER_NOTE = "SWAB evaluated FER2013 on the train split (its eval_table.csv), not the test split."

@@ -308,7 +308,6 @@ _T_SHAPE = _t("a photo of a {c}.", "a {c}.", "a picture of a {c} shape.")
 _T_COLOUR = _t("a photo of a {c} shape.", "something {c}.", "a {c} object.")
 
 TASKS: dict[str, Task] = {t.id: t for t in (
-    Task("mz_shape", "Shapes", "shape", SHAPES, _T_SHAPE),
     Task("mz_colour", "Colours", "colour", tuple(COLOURS), _T_COLOUR),
     Task("mz_pattern", "Patterns", "pattern", PATTERNS,
          _t("a photo of a {c} shape.", "a {c} object.", "a {c} pattern.")),
@@ -336,8 +335,12 @@ TASKS: dict[str, Task] = {t.id: t for t in (
     Task("mz_size_blur", "Sizes (blur)", "size", SIZES,
          _t("a blurry photo of a {c} shape.", "a {c} object.", "something {c}."),
          domain="blur"),
-    Task("mz_size_sketch", "Sizes (sketch)", "size", SIZES,
-         _t("a sketch of a {c} shape.", "a {c} object.", "something {c}."), domain="sketch"),
+    Task("mz_count_blur", "Counting (blur)", "count", COUNTS,
+         _t("a blurry photo of {c} shapes.", "{c} objects.", "there are {c} things."),
+         domain="blur"),
+    Task("mz_background_noise", "Backgrounds (noise)", "background", tuple(BACKGROUNDS),
+         _t("a noisy photo on a {c} background.", "a shape on a {c} background.",
+            "something on {c}."), domain="noise"),
 )}
 TARGETS = tuple(TASKS)
 #: the broad side dataset (ImageNet-1k's part): colour x shape, every domain

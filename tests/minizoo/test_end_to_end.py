@@ -6,7 +6,7 @@ import json
 import pytest
 
 MODELS = "MZ-RN-1-8:dark_s0,MZ-ViT-2-32-p8:all_s0"
-DATASETS = "mz_shape,mz_colour,mz_background"
+DATASETS = "mz_count,mz_colour,mz_background"
 
 
 @pytest.mark.slow

@@ -59,7 +59,7 @@ def test_html_and_index_signatures_mask_only_the_measured_protocol():
 
 def _gt(rows):
     return pd.DataFrame(rows, index=[f"m{i}" for i in range(len(rows))],
-                        columns=["mz_shape", "mz_colour", "mz_size", "mz_count"])
+                        columns=["mz_pattern", "mz_colour", "mz_size", "mz_count"])
 
 
 def test_properties_pass_on_a_varied_zoo_and_name_what_fails():
@@ -69,7 +69,7 @@ def test_properties_pass_on_a_varied_zoo_and_name_what_fails():
     assert out["failures"] == [] and out["winners"] == 4
     flat = good.copy()
     flat["mz_count"] = [0.40, 0.41, 0.39, 0.45]  # spread 0.06
-    flat.loc["m3", "mz_shape"] = 0.95  # m3 now also wins shapes: 3 winners
+    flat.loc["m3", "mz_pattern"] = 0.95  # m3 now also wins patterns: 3 winners
     fails = properties.verify(flat, {"inb": 0.95})["failures"]
     assert any(f.startswith("mz_count: best - worst top-1 = 0.060") for f in fails)
     assert any("only 3 distinct best models" in f for f in fails)

@@ -6,9 +6,9 @@ from benchmark.minizoo import world as w
 
 
 def test_world_is_deterministic_per_seed_split_index():
-    a = w.split_items("mz_shape", 0, 2)
-    b = w.split_items("mz_shape", 0, 2)
-    c = w.split_items("mz_shape", 1, 2)
+    a = w.split_items("mz_pattern", 0, 2)
+    b = w.split_items("mz_pattern", 0, 2)
+    c = w.split_items("mz_pattern", 1, 2)
     assert [np.asarray(i).tobytes() for _, i in a] == [np.asarray(i).tobytes() for _, i in b]
     assert [np.asarray(i).tobytes() for _, i in a] != [np.asarray(i).tobytes() for _, i in c]
     assert a[0][1].size == (w.RES, w.RES)
