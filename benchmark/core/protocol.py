@@ -95,7 +95,7 @@ MLL_TARGETS = (
 MINIZOO_TARGETS = (
     "mz_colour", "mz_pattern", "mz_size", "mz_count", "mz_position", "mz_background",
     "mz_colour_lowlight", "mz_colour_noise", "mz_pattern_invert", "mz_background_invert",
-    "mz_background_noise", "mz_size_blur", "mz_count_blur",
+    "mz_size_blur", "mz_count_blur", "mz_background_noise",
 )  # fmt: skip
 
 FER_NOTE = "SWAB evaluated FER2013 on the train split (its eval_table.csv), not the test split."
