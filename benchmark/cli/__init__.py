@@ -36,6 +36,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "seed-boxplots": ("benchmark.cli.seed_boxplots", "per-seed box plots of a run's metrics (DCD Fig. 5)"),
     "upstream-gap": ("benchmark.cli.upstream_gap",
                      "upstream code's number reproduced, then decomposed into its artefacts"),
+    "performance-prediction": ("benchmark.cli.performance_prediction",
+                               "LOVM's second task: L1 of each model's predicted top-1"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
     "features": ("benchmark.cli.features", "feature packs: export, import (verified), origin"),
     "score": ("benchmark.cli.score", "score submitted predictions against a protocol"),
