@@ -38,6 +38,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "upstream code's number reproduced, then decomposed into its artefacts"),
     "performance-prediction": ("benchmark.cli.performance_prediction",
                                "LOVM's second task: L1 of each model's predicted top-1"),
+    "fidelity": ("benchmark.cli.fidelity",
+                 "upstream code's numbers reproduced next to the clean protocol's (fidelity.md)"),
     "compare": ("benchmark.cli.compare", "two results directories: means, differences, paired tests"),
     "features": ("benchmark.cli.features", "feature packs: export, import (verified), origin"),
     "score": ("benchmark.cli.score", "score submitted predictions against a protocol"),

@@ -506,6 +506,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     ]
     if table.best:
         lines += _significance_notes(table, ", among full-coverage methods")
+    lines += parameter_lines(run_meta)
     if partial:
         lines.append(
             f"- {DAGGER} Partial coverage: ranks only the candidates it has features for (its "
@@ -744,6 +745,41 @@ def _common_section(common_runs, protocol, partial: set[str], figures: dict,
                                  f"cells): mean over targets, 95% bootstrap CI")
     lines += [f"![{protocol.name}: methods on the common candidates]({name})", ""]
     return lines
+
+
+def parameter_choice(run_meta: dict) -> dict[str, str]:
+    """Method -> how its parameters were chosen: ``declared defaults`` (the registry's fixed
+    values and the class defaults), ``nested`` (:mod:`methods.nested`: in each fold, on its
+    sources) or ``submitted`` (not known). Nothing on a clean protocol is chosen on the test
+    targets; that happens only on the reproduction protocols (``leaderboard/fidelity.md``)."""
+    out = {}
+    for m, meta in run_meta.items():
+        desc = meta.get("methods", {}).get(m)
+        if desc is None:
+            out[m] = "submitted"
+        elif str(desc.get("class", "")).startswith("methods.nested:"):
+            p = desc.get("params", {})
+            grid = ", ".join(f"{k} in {v}" for k, v in dict(p.get("grid") or {}).items())
+            out[m] = f"nested ({grid}; {p.get('metric', 'sum@5')})"
+        else:
+            out[m] = "declared defaults"
+    return out
+
+
+def parameter_lines(run_meta: dict) -> list[str]:
+    choice = parameter_choice(run_meta)
+    if not choice:
+        return []
+    nested = {m: c for m, c in choice.items() if c.startswith("nested")}
+    plain = sorted(m for m, c in choice.items() if c == "declared defaults")
+    line = ("- Parameters: " + (f"declared defaults for {', '.join(f'`{m}`' for m in plain)} "
+                                "(the registry's fixed values, `python -m benchmark list "
+                                "methods`)" if plain else "")
+            + "".join(f"; `{m}`: chosen by nested leave-one-source-out in each fold on its "
+                      f"sources only, {c[len('nested '):]}" for m, c in sorted(nested.items()))
+            + ". None is chosen on the test targets (test-target choices appear only on the "
+            "reproduction protocols: [fidelity.md](fidelity.md)).")
+    return [line]
 
 
 def _latest_per_method(runs):
