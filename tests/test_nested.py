@@ -89,3 +89,21 @@ def test_nested_passes_the_leakage_conformance() -> None:
     failed = [r for r in check_selector(nested_class(Toy), {"grid": {"which": ["inb", "reverse"]}})
               if not r.passed]
     assert not failed, failed
+
+
+def test_cli_grid_options_build_the_nested_method() -> None:
+    from benchmark.cli.common import nested_methods
+    from benchmark.errors import UsageError
+
+    names, params = nested_methods(["inb", "dcd-cosine"], ["dcd-cosine.beta=1,5"], "nested",
+                                   "ndcg@5", {"dcd-cosine": {"gamma": 3.0}})
+    assert names[0] == "inb" and names[1].name == "dcd-cosine+nested"
+    assert params == {"dcd-cosine+nested": {"grid": {"beta": [1, 5]}, "metric": "ndcg@5",
+                                            "params": {"similarity": "cosine", "gamma": 3.0}}}
+    assert nested_methods(["inb"], None, None, "sum@5", {}) == (["inb"], {})
+    for args, match in [((["inb"], ["dcd.beta=1"], "nested"), "not among"),
+                        ((["dcd"], ["dcd.beta=1"], None), "--select nested"),
+                        ((["dcd"], None, "nested"), "needs a --grid"),
+                        ((["dcd"], ["dcd.nope=1"], "nested"), "unknown parameter")]:
+        with pytest.raises(UsageError, match=match):
+            nested_methods(*args, "sum@5", {})
