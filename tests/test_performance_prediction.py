@@ -78,3 +78,29 @@ def test_matches_lovm_model_pred_output(row, data) -> None:
     got = pp.upstream(data, row["scores"], row["subsets"])
     assert "+".join(got["features"]) == row["features"]
     assert round(got["l1_lovm"], 4) == round(row["l1"], 4)
+
+
+def test_leaderboard_section_from_a_hand_table(tmp_path) -> None:
+    from benchmark.core.results import MARKER
+    from benchmark.report import leaderboard as lb
+
+    d = tmp_path / "lovm" / lb.PREDICTION_DIR
+    d.mkdir(parents=True)
+    (tmp_path / MARKER).write_text("root\n")
+    (d / MARKER).write_text("prediction\n")
+    pd.DataFrame([("a", "t1", 0.1, 0.05, 5), ("a", "t2", 0.3, 0.15, 5),
+                  ("b", "t1", 0.2, 0.2, 5), ("b", "t2", 0.2, 0.0, 5)],
+                 columns=["method", "target", "l1", "l1_lovm", "candidates"]
+                 ).to_csv(d / "table.csv", index=False)
+    (d / "skipped.json").write_text('{"random": "predicts no accuracy value (ranking only)"}')
+    assert lb.foreign_entries(tmp_path) == []  # the rerun may replace this root
+    text = "\n".join(lb.prediction_section("lovm", {"methods": ["a", "b", "random"]}, d))
+    assert text.startswith("## Performance prediction (L1)")
+    # means: a 0.2 / 0.1, b 0.2 / 0.1 (ties keep the groupby order)
+    import re
+
+    assert re.search(r"\| a +\| 0\.2000 +\| 0\.1000 +\| 2 ", text)
+    assert re.search(r"\| b +\| 0\.2000 +\| 0\.1000 +\| 2 ", text)
+    assert "`random`: predicts no accuracy value" in text
+    empty = "\n".join(lb.prediction_section("lovm", {"methods": ["a"]}, tmp_path / "none"))
+    assert "Declared for a but not run" in empty
