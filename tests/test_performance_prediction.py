@@ -104,3 +104,10 @@ def test_leaderboard_section_from_a_hand_table(tmp_path) -> None:
     assert "`random`: predicts no accuracy value" in text
     empty = "\n".join(lb.prediction_section("lovm", {"methods": ["a"]}, tmp_path / "none"))
     assert "Declared for a but not run" in empty
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("row", FIXTURE["lovm_pred_grid"], ids=lambda r: f"{r['model']}-{r['scores']}")
+def test_grid_searched_variant_matches_lovm_grid_search(row, data) -> None:
+    got = pp.upstream(data, row["scores"], False, f"modelgpt-{row['model']}")
+    assert round(got["l1_lovm"], 4) == round(row["l1"], 4)

@@ -126,11 +126,15 @@ def markdown(table: pd.DataFrame, skipped: dict[str, str], protocol: str,
     return lines
 
 
-def upstream(data, score_set: str = "G,C,INB", subsets: bool = True) -> dict:
+def upstream(data, score_set: str = "G,C,INB", subsets: bool = True,
+             method: str = "modelgpt") -> dict:
     """LOVM's ``generate_results.py --pred_type model_pred --scores SCORE_SET`` (linear
     regression), computed by this code on ``lovm-upstream``: the subset with the lowest
     mean LOVM L1 on the test targets (rounded to 3 decimals, the first in LOVM's order
-    among ties; IN-score alone is INB), or all the set's features (``subsets=False``)."""
+    among ties; IN-score alone is INB), or all the set's features (``subsets=False``).
+    ``method``: a ModelGPT variant (``modelgpt-lasso``, ...: LOVM's ``--model_type`` with
+    ``--grid_search``; the grid is searched over source datasets here, over 10 row folds
+    there)."""
     from benchmark.core.harness import resolve_methods
     from benchmark.core.protocol import get_protocol
     from benchmark.studies import upstream_gap as ug
@@ -150,7 +154,7 @@ def upstream(data, score_set: str = "G,C,INB", subsets: bool = True) -> dict:
             h, m, dd = h_inb, resolve_methods(["inb"])[0], None
         else:
             h, dd = h_gpt, dedupe
-            m = resolve_methods(["modelgpt"], {"modelgpt": {"features": tuple(ss)}})[0]
+            m = resolve_methods([method], {method: {"features": tuple(ss)}})[0]
         table, _ = run(h, [m], dd)
         rows.append({"features": tuple(ss), "l1_lovm": float(table["l1_lovm"].mean()),
                      "l1": float(table["l1"].mean()),
