@@ -35,6 +35,21 @@ REGISTRY: dict[str, MethodSpec] = {
                       "INB,C,G text features", features=("INB", "C", "G")),
     "modelgpt-noinb": _spec("methods.modelgpt:ModelGPT", "ModelGPT without the ImageNet "
                             "score: C,G text features", features=("C", "G")),
+    # ModelGPT's other regressors (issue 13): LOVM's models with LOVM's PARAMETERS grids (tuned
+    # on the sources by GroupKFold over source datasets; LOVM: cv=10 over rows), SWAB's Huber;
+    # fixed random states (methods.modelgpt.REGRESSORS)
+    "modelgpt-lasso": _spec("methods.modelgpt:ModelGPT", "ModelGPT (INB,C,G), Lasso, LOVM's alpha "
+                            "grid", regressor="lasso", grid_search=True),
+    "modelgpt-gbr": _spec("methods.modelgpt:ModelGPT", "ModelGPT (INB,C,G), gradient boosting "
+                          "(random_state 0), LOVM's loss x alpha grid", regressor="gbr",
+                          grid_search=True),
+    "modelgpt-svr": _spec("methods.modelgpt:ModelGPT", "ModelGPT (INB,C,G), SVR, LOVM's kernel x "
+                          "degree grid", regressor="svr", grid_search=True),
+    "modelgpt-mlp": _spec("methods.modelgpt:ModelGPT", "ModelGPT (INB,C,G), MLP (random_state 0), "
+                          "LOVM's hidden sizes x learning rate grid", regressor="mlp",
+                          grid_search=True),
+    "modelgpt-huber": _spec("methods.modelgpt:ModelGPT", "ModelGPT (INB,C,G), Huber regression "
+                            "with SWAB's settings (no grid)", regressor="huber"),
     "dcd": _spec("methods.dcd:DCDSelector", "directional conductance divergence (asymmetric)"),
     "dcd-cosine": _spec("methods.dcd:DCDSelector", "DCD ablation: cosine of profiles", similarity="cosine"),
     "dcd-jsd": _spec("methods.dcd:DCDSelector", "DCD ablation: JSD of softmax profiles", similarity="jsd"),
@@ -52,6 +67,10 @@ REGISTRY: dict[str, MethodSpec] = {
                     "class-level rank transfer", features=("INB", "C", "G")),
     "swab-m": _spec("methods.swab.selectors:SWAB", "SWAB-M: gap-corrected ModelGPT alone (no rank "
                     "transfer)", weights=(1.0, 0.0)),
+    "swab-m-noinb": _spec("methods.swab.selectors:SWAB", "SWAB-M without INB: gap-corrected ModelGPT "
+                          "(GAP_C,GAP_G) alone", features=("GAP_C", "GAP_G"), weights=(1.0, 0.0)),
+    "swab-ot": _spec("methods.swab.selectors:ClassRankTransfer", "SWAB's 'OT weighted rank': OT "
+                     "transfer of class-level source ranks alone; needs class-stats packs"),
     # issue 14: simple field baselines (methods/semantic.py, methods/completion.py)
     "semantic-transfer": _spec("methods.semantic:SemanticTransfer", "semantic proxy (DCD paper): mean "
                                "'a photo of {c}.' embedding per task (shared MiniLM), DCD softmin over "

@@ -23,7 +23,17 @@ class AverageRank(Selector):
         mean = ranks.mean(axis=1, skipna=True)
         worst = float(np.nanmax(ranks.to_numpy())) + 1 if ranks.notna().any().any() else 1.0
         self.mean_rank_ = mean.fillna(worst)
+        # the value it predicts: the model's mean top-1 over the sources with a cell
+        acc = train.accuracy
+        self.mean_acc_ = acc.mean(axis=1, skipna=True)
+        self.overall_acc_ = float(np.nanmean(acc.to_numpy(dtype=float))) if acc.size else 0.0
         return self
 
     def score(self, target: TargetView) -> pd.Series:
         return -self.mean_rank_.reindex(list(target.candidates)).astype(float)
+
+    def predict(self, target: TargetView) -> pd.Series:
+        """The model's mean top-1 over the sources (the mean of all source cells when the
+        model has none)."""
+        return self.mean_acc_.reindex(list(target.candidates)).fillna(self.overall_acc_) \
+            .astype(float)

@@ -55,6 +55,18 @@ class Selector:
     def score(self, target: TargetView) -> pd.Series:
         raise NotImplementedError(f"{type(self).__name__} must implement score(target)")
 
+    def predict(self, target: TargetView) -> pd.Series:
+        """Optional second task (LOVM's ``model_pred``): each candidate's predicted top-1
+        accuracy on the target, raw (a fraction in [0, 1], not centred), indexed like
+        ``score``. Methods that predict no value leave it unimplemented
+        (:meth:`predicts_values` is then False); ``benchmark performance-prediction``
+        reports the L1 of those that do."""
+        raise NotImplementedError(f"{type(self).__name__} predicts no accuracy value")
+
+    @classmethod
+    def predicts_values(cls) -> bool:
+        return cls.predict is not Selector.predict
+
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({params})"

@@ -22,3 +22,7 @@ class ImageNetBaseline(Selector):
         if missing:
             raise ValueError(f"inb: no ImageNet-1k accuracy for {missing[:3]} (side information)")
         return target.imagenet.reindex(cands).astype(float)
+
+    def predict(self, target: TargetView) -> pd.Series:
+        """LOVM's ``get_imagenet_model_pred``: the ImageNet-1k top-1 as the prediction."""
+        return self.score(target)

@@ -22,8 +22,16 @@ candidate ``m`` (higher = better). Centring is LOVM's (``norm_acc1``): it remove
 difficulty so the regression explains differences *between models*; it cannot change the
 ranking on the target, only the fit. LOVM scales nothing and uses sklearn's
 ``LinearRegression`` (its default; no grid search for it). Other regressors (LOVM: Lasso, GBR,
-SVR, MLP; SWAB: Huber) are parameters; ``grid_search=True`` tunes them with LOVM's grids by
-cross-validation *over source datasets* (``GroupKFold``), inside ``fit``.
+SVR, MLP; SWAB: Huber) are registered variants (``modelgpt-lasso``, ``-gbr``, ``-svr``,
+``-mlp``: ``grid_search=True``, LOVM's ``PARAMETERS`` grids, tuned by cross-validation *over
+source datasets* (``GroupKFold``) inside ``fit``; ``modelgpt-huber``: SWAB's settings); GBR
+and MLP have ``random_state=0`` (LOVM's have none, so its numbers for them are not
+reproducible run to run).
+
+Performance prediction (LOVM's second task, ``loo_model_pred``): :meth:`ModelGPT.predict`
+returns each candidate's raw top-1 from the same regression fitted on the sources' raw
+(uncentred) accuracies; ``benchmark performance-prediction`` reports its L1
+(:mod:`benchmark.studies.performance_prediction`).
 
 Differences from LOVM's code (which evaluates the same regression):
 
@@ -142,8 +150,11 @@ class ModelGPT(Selector):
                 cols.append(fv.scalar_array(c, models, [dataset])[:, 0])
         return np.stack(cols, axis=1) if cols else np.zeros((len(models), 0))
 
-    def training_table(self, train: TrainView) -> tuple[np.ndarray, np.ndarray, list[str]]:
-        """``(X, y, source of each row)`` over the (model, source) pairs usable for the fit."""
+    def training_table(self, train: TrainView, center: bool | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """``(X, y, source of each row)`` over the (model, source) pairs usable for the fit;
+        ``y`` centred per source when ``center`` (default: ``center_per_dataset``)."""
+        center = self.center_per_dataset if center is None else center
         fv = train.feature(KIND)
         imagenet = train.imagenet.dropna().astype(float)
         acc = train.accuracy
@@ -162,7 +173,7 @@ class ModelGPT(Selector):
             if len(rows) == 0:
                 continue
             target = a[rows, j]
-            if self.center_per_dataset:
+            if center:
                 target = target - target.mean()
             X.append(np.stack([inb[rows] if c == IN_SCORE else feats[c][rows, j]
                                for c in self.columns_], axis=1))
@@ -180,6 +191,13 @@ class ModelGPT(Selector):
             raise ValueError(
                 "modelgpt: no (model, source) pair has both text features and an accuracy"
             )
+        self.estimator_, self.best_params_ = self._fit_estimator(X, y, groups)
+        self.n_train_ = len(y)
+        self._train = train  # the value regression (predict) is fitted on first use
+        self.value_estimator_ = None
+        return self
+
+    def _fit_estimator(self, X, y, groups):
         estimator = make_regressor(self.regressor, self.regressor_params)
         if self.standardize:
             from sklearn.pipeline import make_pipeline
@@ -197,16 +215,22 @@ class ModelGPT(Selector):
                 cv=GroupKFold(n_splits=min(10, len(set(groups)))),
             )
             search.fit(X, y, groups=groups)
-            self.best_params_ = dict(search.best_params_)
-            estimator = search.best_estimator_
-        else:
-            estimator.fit(X, y)
-            self.best_params_ = None
-        self.estimator_ = estimator
-        self.n_train_ = len(y)
-        return self
+            return search.best_estimator_, dict(search.best_params_)
+        estimator.fit(X, y)
+        return estimator, None
 
     def score(self, target: TargetView) -> pd.Series:
+        return self._apply(self.estimator_, target)
+
+    def predict(self, target: TargetView) -> pd.Series:
+        """Each candidate's top-1 on the target, as LOVM's ``loo_model_pred`` predicts it: the
+        same regression fitted on the sources' RAW accuracies (no centring per source)."""
+        if self.value_estimator_ is None:
+            X, y, groups = self.training_table(self._train, center=False)
+            self.value_estimator_, self.value_best_params_ = self._fit_estimator(X, y, groups)
+        return self._apply(self.value_estimator_, target)
+
+    def _apply(self, estimator, target: TargetView) -> pd.Series:
         fv = target.feature(KIND)
         cands = list(target.candidates)
         imagenet = target.imagenet.dropna().astype(float).to_dict()
@@ -223,4 +247,4 @@ class ModelGPT(Selector):
         if not np.all(np.isfinite(X)):
             bad = [m for m, row in zip(cands, X, strict=True) if not np.all(np.isfinite(row))]
             fv.get(bad[0], target.dataset.id)  # raises: no record for that candidate
-        return pd.Series(self.estimator_.predict(X).astype(float), index=cands)
+        return pd.Series(estimator.predict(X).astype(float), index=cands)

@@ -136,3 +136,66 @@ def one_line_errors() -> tuple[type, ...]:
     return (UsageError, UpstreamError, FeaturePackError, UnknownMethodError, UnknownDatasetError,
             SelectorError, MissingFeaturesError, TextEmbeddingError, ModelLoadError, LoaderError,
             FileExistsError, KeyError, ValueError)
+
+
+def add_grid_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--grid", action="append", metavar="METHOD.PARAM=VALUES",
+                   help="a grid of a requested method's parameter, e.g. dcd.beta=1,5,10 or "
+                   "dcd.beta=1.5:3.5:5 (repeatable); needs --select")
+    p.add_argument("--select", choices=["nested"],
+                   help="how a --grid point is chosen: nested = in every fold, by leave-one-"
+                   "source-out on that fold's sources only (never on the target); the method "
+                   "runs as METHOD+nested")
+    p.add_argument("--select-metric", default="sum@5",
+                   help="the inner metric of --select nested (ndcg|tau|recall|sum@k)")
+
+
+def nested_methods(names: list[str], grid_items, select, metric: str,
+                   overrides: dict[str, dict]) -> tuple[list, dict[str, dict]]:
+    """``names`` with every method that has a ``--grid`` replaced by its nested-selection
+    class (:func:`methods.nested.nested_class`), and the parameters keyed as the harness
+    wants them. Without ``--grid``: ``names`` and ``overrides`` unchanged."""
+    if not grid_items:
+        if select:
+            raise UsageError("--select needs a --grid (e.g. --grid dcd.beta=1,5,10)")
+        return list(names), overrides
+    if select != "nested":
+        raise UsageError("--grid needs --select nested (parameters chosen on each fold's "
+                         "sources; a choice on the test targets is not offered)")
+    import methods as registry
+    from benchmark.studies.sweep import parse_values
+    from methods.nested import nested_class, parse_metric
+
+    parse_metric(metric)
+    grids: dict[str, dict[str, list]] = {}
+    for item in grid_items:
+        method, name, _ = parse_param(item)
+        spec = item.partition("=")[2]
+        if method not in names:
+            raise UsageError(f"--grid {item!r}: {method!r} is not among --methods")
+        if name in grids.get(method, {}):
+            raise UsageError(f"--grid {method}.{name} given twice")
+        grids.setdefault(method, {})[name] = parse_values(spec)
+    out, params = [], dict(overrides)
+    for n in names:
+        if n not in grids:
+            out.append(n)
+            continue
+        display, cls, fixed = registry.resolve(n)
+        base = {**fixed, **params.pop(n, {}), **params.pop(display, {})}
+        bad = sorted((set(base) | set(grids[n])) - set(cls._param_names()))
+        if bad:
+            raise UsageError(f"unknown parameter {bad[0]!r} for method {display!r} "
+                             f"(valid: {', '.join(cls._param_names()) or 'none'})")
+        nested = nested_class(cls) if display == (cls.name or cls.__name__) else \
+            _renamed(nested_class(cls), display)
+        out.append(nested)
+        params[nested.name] = {"grid": grids[n], "params": base, "metric": metric}
+    return out, params
+
+
+def _renamed(cls: type, display: str) -> type:
+    """A registry variant (e.g. dcd-cosine) keeps its own name: ``dcd-cosine+nested``."""
+    from methods.nested import SUFFIX
+
+    return type(cls.__name__, (cls,), {"name": f"{display}{SUFFIX}", "__module__": cls.__module__})

@@ -8,9 +8,11 @@ from pathlib import Path
 
 from benchmark.cli.common import (
     add_data_options,
+    add_grid_options,
     add_progress_option,
     add_results_option,
     csv_list,
+    nested_methods,
     parse_param,
     parse_seeds,
 )
@@ -57,6 +59,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--list-missing", action="store_true",
                    help="when features are missing, also print one extract command per "
                    "(kind, model) (the error itself is a short summary)")
+    add_grid_options(p)
     add_progress_option(p)
     add_data_options(p)
 
@@ -73,6 +76,8 @@ def run(args) -> int:
     for item in args.set or []:
         method, name, value = parse_param(item)
         overrides.setdefault(method, {})[name] = value
+    names, overrides = nested_methods(names, args.grid, args.select, args.select_metric,
+                                      overrides)
     seeds = parse_seeds(args.seeds)
     out = Path(args.out) if args.out else results.default_out_dir(
         get_protocol(args.protocol).name, Path(args.results))

@@ -15,8 +15,8 @@ from benchmark.errors import UsageError
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--protocol", default="lovm-upstream",
-                   help="reproduction protocol (lovm-upstream; swab-upstream has no public "
-                   "ModelGPT inputs beyond LOVM's 35 models)")
+                   help="reproduction protocol (lovm-upstream; swab-upstream with --scores INB "
+                   "only: SWAB's ModelGPT inputs are not public)")
     p.add_argument("--scores", action="append",
                    help="a score set of LOVM's eval.sh, e.g. G,C,INB (repeatable; default "
                    "G,C,INB and C,G)")
@@ -33,9 +33,12 @@ def run(args) -> int:
         if bad:
             raise UsageError(f"unknown score group {bad[0]!r} in {s!r} "
                              f"(valid: {', '.join(u.LOVM_GROUPS)})")
-    if args.protocol != "lovm-upstream":
+    if args.protocol == "swab-upstream" and args.scores and all(s == "INB" for s in sets):
+        pass  # SWAB's own code prints INB from public data; its ModelGPT inputs are not public
+    elif args.protocol != "lovm-upstream":
         raise UsageError(f"upstream-gap runs ModelGPT on LOVM's published features: protocol "
-                         f"lovm-upstream only, not {args.protocol!r}")
+                         f"lovm-upstream only (swab-upstream: --scores INB), not "
+                         f"{args.protocol!r}")
     data = data_layer(args)
     rows = [r for s in sets for r in u.decompose(data, s, args.protocol)]
     text = u.markdown(rows, args.protocol)

@@ -593,6 +593,7 @@ def render_protocol(runs, protocol_name: str, needs: dict[str, str] | None = Non
     ]
     if table.best:
         lines += _significance_notes(table, ", among full-coverage methods")
+    lines += parameter_lines(run_meta)
     if partial:
         lines.append(
             f"- {DAGGER} Partial coverage: ranks only the candidates it has features for (its "
@@ -878,6 +879,41 @@ def _common_section(common_runs, protocol, partial: set[str], figures: dict,
     return lines
 
 
+def parameter_choice(run_meta: dict) -> dict[str, str]:
+    """Method -> how its parameters were chosen: ``declared defaults`` (the registry's fixed
+    values and the class defaults), ``nested`` (:mod:`methods.nested`: in each fold, on its
+    sources) or ``submitted`` (not known). Nothing on a clean protocol is chosen on the test
+    targets; that happens only on the reproduction protocols (``leaderboard/fidelity.md``)."""
+    out = {}
+    for m, meta in run_meta.items():
+        desc = meta.get("methods", {}).get(m)
+        if desc is None:
+            out[m] = "submitted"
+        elif str(desc.get("class", "")).startswith("methods.nested:"):
+            p = desc.get("params", {})
+            grid = ", ".join(f"{k} in {v}" for k, v in dict(p.get("grid") or {}).items())
+            out[m] = f"nested ({grid}; {p.get('metric', 'sum@5')})"
+        else:
+            out[m] = "declared defaults"
+    return out
+
+
+def parameter_lines(run_meta: dict) -> list[str]:
+    choice = parameter_choice(run_meta)
+    if not choice:
+        return []
+    nested = {m: c for m, c in choice.items() if c.startswith("nested")}
+    plain = sorted(m for m, c in choice.items() if c == "declared defaults")
+    line = ("- Parameters: " + (f"declared defaults for {', '.join(f'`{m}`' for m in plain)} "
+                                "(the registry's fixed values, `python -m benchmark list "
+                                "methods`)" if plain else "")
+            + "".join(f"; `{m}`: chosen by nested leave-one-source-out in each fold on its "
+                      f"sources only, {c[len('nested '):]}" for m, c in sorted(nested.items()))
+            + ". None is chosen on the test targets (test-target choices appear only on the "
+            "reproduction protocols: [fidelity.md](fidelity.md)).")
+    return [line]
+
+
 def _latest_per_method(runs):
     scores, coverage, meta = [], [], {}
     chosen: dict[str, object] = {}
@@ -1088,6 +1124,8 @@ def measured_record(gt: pd.DataFrame, scores: pd.DataFrame) -> dict:
 
 
 RUN_DIRS = ("run", "common")  # the results directories rerun writes under <root>/<protocol>/
+PREDICTION_DIR = "prediction"  # <root>/<protocol>/prediction: [prediction.<protocol>] of runs.toml
+PREDICTION_FILES = ("table.csv", "skipped.json")
 ANALYSIS_FILES = ("table.csv", "item.json")
 
 
@@ -1109,6 +1147,8 @@ def foreign_entries(root: Path) -> list[Path]:
                     or (d.name.startswith(".") and d.is_dir())):
                 if not is_ours(d):  # also a killed write's .run.XXXX (marker first)
                     foreign.append(d)
+            elif d.name == PREDICTION_DIR and is_ours(d, PREDICTION_FILES):
+                continue
             elif d.name == "analysis" and d.is_dir() and not d.is_symlink():
                 foreign += [i for i in sorted(d.iterdir()) if not (
                     i.name.split("-")[0] in ANALYSIS_KINDS
@@ -1235,8 +1275,41 @@ def rerun(spec: dict, out_root: Path, data, submissions: Path = SUBMISSIONS_DIR)
             _rerun_protocol(name, entry, out_root, data, pins)
     for name, _ in items:
         score_submissions(name, out_root, data, submissions)
+    for name, entry in spec.get("prediction", {}).items():
+        run_prediction(name, entry, out_root / name / PREDICTION_DIR, data)
     for name, entry in spec.get("analysis", {}).items():
         run_analyses(name, entry, out_root / name / "analysis", data)
+
+
+def run_prediction(protocol_name: str, entry: dict, out: Path, data) -> None:
+    """LOVM's performance-prediction task for ``entry["methods"]`` on one protocol (first
+    seed), as ``benchmark performance-prediction`` computes it, into ``out``."""
+    from benchmark.core.harness import Harness, resolve_methods
+    from benchmark.core.protocol import get_protocol
+    from benchmark.core.results import MARKER
+    from benchmark.studies import performance_prediction as pp
+
+    protocol = get_protocol(protocol_name)
+    protocol = protocol.with_options(seeds=protocol.seeds[:1])
+    table, skipped = pp.run(Harness.from_data(protocol, data),
+                            resolve_methods(list(entry["methods"])))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("performance prediction written by vlmbench\n")
+    table.to_csv(out / "table.csv", index=False)
+    (out / "skipped.json").write_text(json.dumps(skipped, indent=2, sort_keys=True) + "\n")
+
+
+def prediction_section(protocol_name: str, entry: dict, root: Path) -> list[str]:
+    """The page's "Performance prediction (L1)" section from ``root`` (:func:`run_prediction`)."""
+    from benchmark.studies import performance_prediction as pp
+
+    lines = ["## Performance prediction (L1)", ""]
+    if not (root / "table.csv").is_file():
+        return lines + [f"Declared for {', '.join(entry.get('methods', []))} but not run "
+                        "(`python -m benchmark leaderboard --rerun`).", ""]
+    table = pd.read_csv(root / "table.csv")
+    skipped = json.loads((root / "skipped.json").read_text())
+    return lines + pp.markdown(table, skipped, protocol_name)
 
 
 def _needs(entry: dict, runs) -> dict[str, str]:
@@ -1290,6 +1363,11 @@ def render_all(spec: dict, results_root: Path) -> dict[str, str | bytes]:
                                         results_root / name / "analysis", page)
         if page:
             site.append(page)
+        if name in spec.get("prediction", {}):
+            section = "\n".join(prediction_section(name, spec["prediction"][name],
+                                                   results_root / name / PREDICTION_DIR))
+            head, sep, tail = text.partition("## Coverage\n")
+            text = head + section + "\n" + sep + tail if sep else text + "\n" + section + "\n"
         files[f"{name}.md"] = text
         files.update(figures)
         scores, coverage, _ = _latest_per_method(main_runs)

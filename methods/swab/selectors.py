@@ -16,6 +16,8 @@ swab-ot-text  :class:`RankTransfer`   --                                   OT tr
 swab-full     :class:`SWAB`           ModelGPT, INB,GAP_C,GAP_G            OT transfer of *class* ranks       ``class-stats`` packs
 swab-c        :class:`SWAB`           ModelGPT, INB,C,G                    OT transfer of *class* ranks       ``class-stats`` packs
 swab-m        :class:`SWAB`           ModelGPT, INB,GAP_C,GAP_G            --                                 ``class-stats`` packs
+swab-m-noinb  :class:`SWAB`           ModelGPT, GAP_C,GAP_G (no INB)       --                                 ``class-stats`` packs
+swab-ot       ClassRankTransfer       --                                   OT transfer of *class* ranks       ``class-stats`` packs
 ============  ======================  ===================================  =================================  ===============================
 
 ``swab-full`` is the paper's method; ``swab-c`` and ``swab-m`` its ablations (SWAB-C: no
@@ -569,8 +571,44 @@ class SWAB(_Bridged, Selector):
         return borda(rankings, weights)
 
 
+class ClassRankTransfer(SWAB):
+    """SWAB's ranking 2 alone at class level, the paper's "OT weighted rank" (``swab-ot``):
+    the OT transfer of *class-level* source ranks (``capability_scores``); no ModelGPT, so no
+    text features. Needs only ``class-stats`` packs (the sources' per-class accuracies; of
+    the target, its class names). No plan for the target: zeros (no information, as
+    ``RankTransfer``)."""
+
+    name = "swab-ot"
+    target_needs = "class names (text embedder); no images, no labels"
+    requires = (CLASS_KIND,)
+
+    def __init__(self, embedder: Any = "minilm", thres: float = DEFAULT_THRES,
+                 m: float = DEFAULT_MASS, k: float = DEFAULT_K) -> None:
+        self.embedder = embedder
+        self.thres = thres
+        self.m = m
+        self.k = k
+
+    def fit(self, train: TrainView) -> ClassRankTransfer:
+        _validate(self)
+        self._checked = {}
+        self.source_infos_ = {d.id: d for d in train.sources}
+        self._fit_bridge(train)
+        self.source_stats_ = train.feature(CLASS_KIND)
+        return self
+
+    def score(self, target: TargetView) -> pd.Series:
+        transport = self.transport(target)
+        if transport is None:
+            log.info("%s: no source class within thres=%s of %s's classes: no information",
+                     self.name, self.thres, target.dataset.id)
+            return pd.Series(0.0, index=list(target.candidates), dtype=float)
+        return self.capability_scores(target, transport)
+
+
 __all__ = [
     "CITATION",
+    "ClassRankTransfer",
     "RankTransfer",
     "SWAB",
     "SWABText",

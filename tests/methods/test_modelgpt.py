@@ -31,8 +31,8 @@ from benchmark.features.text_features import (
     make_record,
     published_records,
 )
-from methods import REGISTRY
-from methods.modelgpt import ModelGPT, feature_columns
+from methods import REGISTRY, make
+from methods.modelgpt import GRIDS, ModelGPT, feature_columns, make_regressor
 
 MODELGPT_VARIANTS = sorted(
     n for n, spec in REGISTRY.items() if spec.target == "methods.modelgpt:ModelGPT"
@@ -163,7 +163,12 @@ def test_huber_recovers_a_noise_free_linear_answer() -> None:
                                [2.0, -1.0], atol=1e-3)
 
 
-@pytest.mark.parametrize("name", MODELGPT_VARIANTS)
+# a grid search refits per grid point and inner fold: the costly regressors' checks are slow
+SLOW_VARIANTS = {"modelgpt-gbr", "modelgpt-svr", "modelgpt-mlp", "modelgpt-huber"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_VARIANTS
+                                  else n for n in MODELGPT_VARIANTS])
 def test_registered_variants_pass_conformance(name: str) -> None:
     from benchmark.core.check import check_selector
 
@@ -175,6 +180,13 @@ def test_registered_variants() -> None:
     assert {"modelgpt", "modelgpt-noinb"} <= set(MODELGPT_VARIANTS)
     assert feature_columns(REGISTRY["modelgpt"].params["features"])[0] == "IN-score"
     assert "IN-score" not in feature_columns(REGISTRY["modelgpt-noinb"].params["features"])
+    # LOVM's other regressors: grid-searched, fixed random states; SWAB's Huber
+    for name in ("modelgpt-lasso", "modelgpt-gbr", "modelgpt-svr", "modelgpt-mlp"):
+        sel = make(name)
+        assert sel.grid_search and sel.regressor in GRIDS
+    assert make("modelgpt-huber").regressor == "huber"
+    for reg in ("gbr", "mlp"):
+        assert make_regressor(reg).get_params()["random_state"] == 0
 
 
 # ------------------------------------------------------------------------- the feature kind

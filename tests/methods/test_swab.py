@@ -6,6 +6,8 @@ Unit tests use a word-lookup embedder (no model); only the end-to-end test loads
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from benchmark.features.store import FeatureStore, Record
 from methods.modelgpt import ModelGPT
 from methods.swab.selectors import (
     SWAB,
+    ClassRankTransfer,
     RankTransfer,
     SWABText,
     borda,
@@ -189,6 +192,31 @@ def test_class_level_ranking2_transports_class_accuracy_ranks(mock_h):
     pd.testing.assert_series_equal(sel.score(tv), borda([pd.Series(expected, index=cands)], [1.0]))
 
 
+def test_class_level_ot_weighted_rank_alone(mock_h):
+    # swab-ot: ranking 2 at class level, no ModelGPT; hand formula as above, unmerged
+    sel, train, tv = views(mock_h, ClassRankTransfer, "mock1", embedder=EMB)
+    assert ClassRankTransfer.requires == ("class-stats",)
+    t = sel.transport(tv)
+    stats = train.feature("class-stats")
+    cands = list(tv.candidates)
+    acc = np.array([[stats.get(m, d)["class_acc"][c] for d, c in zip(t.datasets, t.classes, strict=True)]
+                    for m in cands])
+    ranks = np.stack([(rankdata(col) - 1) / (len(col) - 1) for col in acc.T], axis=1)
+    np.testing.assert_allclose(sel.score(tv).to_numpy(), (ranks @ t.row_mass) / t.row_mass.sum())
+    none, _, tv0 = views(mock_h, ClassRankTransfer, "mock3", embedder=EMB, thres=1.0)
+    assert none.transport(tv0) is None and (none.score(tv0) == 0).all()  # nothing transported: no information
+
+
+def test_swab_m_without_inb_never_reads_imagenet(mock_h):
+    sel, train, tv = views(mock_h, SWAB, "mock2", embedder=EMB, weights=(1.0, 0.0),
+                           features=("GAP_C", "GAP_G"))
+    assert "IN-score" not in sel.ranking1_.columns_
+    a = sel.score(tv)
+    tv2 = dataclasses.replace(tv, imagenet=tv.imagenet * 0 + 0.5)
+    pd.testing.assert_series_equal(a, sel.score(tv2))
+    assert methods.make("swab-m-noinb").get_params()["features"] == ("GAP_C", "GAP_G")
+
+
 def test_target_gaps_are_transported_from_the_sources(mock_h, monkeypatch):
     import methods.swab.selectors as swab
 
@@ -231,7 +259,7 @@ def test_gap_correction_changes_ranking1_and_parameters_are_checked(mock_h):
 
 def test_registered_variants():
     assert set(SWAB_VARIANTS) >= {"swab", "swab-text", "swab-ot-text", "swab-full", "swab-c",
-                                  "swab-m"}
+                                  "swab-m", "swab-m-noinb", "swab-ot"}
     reg = methods.REGISTRY
     assert reg["swab"].target == reg["swab-text"].target
     assert dict(reg["swab"].params) == dict(reg["swab-text"].params)
@@ -243,6 +271,7 @@ def test_registered_variants():
     for name in ("swab-full", "swab-c", "swab-m"):
         assert "class-stats" in methods.resolve(name)[1].requires
     assert methods.resolve("swab-ot-text")[1].requires == ()
+    assert methods.resolve("swab-ot")[1].requires == ("class-stats",)
 
 
 @pytest.mark.parametrize("name", SWAB_VARIANTS)
