@@ -3,7 +3,7 @@
 The upstream code's numbers reproduced under the ``*-upstream`` protocols next to the clean
 protocol's, one row per (published method, protocol), with the reason for each difference.
 Thin layer over :mod:`benchmark.report.fidelity`; a few minutes of CPU (127-subset searches),
-hence not part of ``leaderboard --check``.
+hence its own command; CI runs ``fidelity --out leaderboard/fidelity.md --check``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ def run(args) -> int:
         print(f"{out}: {'up to date' if same else 'differs from the regenerated page'}",
               file=sys.stderr if not same else sys.stdout)
         return 0 if same else 1
-    out.write_text(text)
+    from benchmark.features.store import atomic_write_bytes
+
+    atomic_write_bytes(out, text.encode())
     print(f"wrote {out}")
     return 0
