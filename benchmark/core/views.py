@@ -50,13 +50,21 @@ class DenseTable:
         self._mi = {m: i for i, m in enumerate(self._models)}
         self._di = {d: j for j, d in enumerate(self._datasets)}
         self._fields: dict[str, np.ndarray] = {}
+        self._where: tuple[np.ndarray, np.ndarray] | None = None
         self._pos: dict[tuple, np.ndarray] = {}
 
     def _field(self, name: str) -> np.ndarray:
         if name not in self._fields:
+            if self._where is None:  # (row, column) of every record, in records order
+                self._where = (
+                    np.fromiter((self._mi[m] for m, _ in self._records), np.intp,
+                                len(self._records)),
+                    np.fromiter((self._di[d] for _, d in self._records), np.intp,
+                                len(self._records)))
+            values = np.fromiter((float(np.asarray(rec[name]).reshape(()))
+                                  for rec in self._records.values()), float, len(self._records))
             arr = np.full((len(self._models) + 1, len(self._datasets) + 1), np.nan)
-            for (m, d), rec in self._records.items():
-                arr[self._mi[m], self._di[d]] = float(np.asarray(rec[name]).reshape(()))
+            arr[self._where] = values
             arr.setflags(write=False)
             self._fields[name] = arr  # last row / column: NaN for unknown models / datasets
         return self._fields[name]
@@ -166,8 +174,12 @@ class TrainView(_View):
     @cached_property
     def ranks(self) -> pd.DataFrame:
         """models x sources rank among the models with a cell (1 = best, ties averaged)."""
+        return self.rank_columns(self.accuracy)
+
+    @staticmethod
+    def rank_columns(accuracy: pd.DataFrame) -> pd.DataFrame:
         # pandas' average ranks equal scipy's rankdata(method="average"); NaN cells stay NaN
-        return self.accuracy.rank(axis=0, ascending=False, method="average")
+        return accuracy.rank(axis=0, ascending=False, method="average")
 
 
 @dataclass(frozen=True, kw_only=True)
