@@ -161,9 +161,16 @@ class ModelGPT(Selector):
         counts = keep.sum(axis=1)
         if not counts.any():
             return np.zeros((0, len(self.columns_))), np.zeros(0), []
-        X = np.stack([np.broadcast_to(inb, keep.shape)[keep] if c == IN_SCORE
-                      else feats[c].T[keep] for c in self.columns_], axis=1)
-        y = a.T[keep]
+        src, mod = np.nonzero(keep)
+        flat = mod * len(sources) + src  # positions in the models x sources arrays
+        columns = np.empty((len(self.columns_), len(flat)))
+        for i, c in enumerate(self.columns_):
+            if c == IN_SCORE:
+                inb.take(mod, out=columns[i])
+            else:
+                feats[c].take(flat, out=columns[i])
+        X = np.ascontiguousarray(columns.T)
+        y = a.take(flat)
         if self.center_per_dataset:  # the mean of each source's contiguous block of rows
             ends = np.cumsum(counts)
             for start, end in zip(ends - counts, ends, strict=True):

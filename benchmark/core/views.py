@@ -40,6 +40,20 @@ def _salt(*keys: object) -> list[int]:
     return [zlib.crc32(str(k).encode()) for k in keys]
 
 
+def _scalars(records: list[Record], name: str) -> np.ndarray:
+    """``float(record[name])`` of each record, one size-1 array each (else an error)."""
+    arrays = [rec.arrays.get(name) for rec in records]
+    if all(a is not None for a in arrays):  # the usual case: 0-d numeric arrays, at C speed
+        try:
+            values = np.array(arrays)
+        except ValueError:
+            values = None
+        if values is not None and values.shape == (len(records),) and values.dtype.kind in "biuf":
+            return values.astype(float)
+    return np.fromiter((float(np.asarray(rec[name]).reshape(())) for rec in records), float,
+                       len(records))  # raises on a missing or non-scalar array
+
+
 class DenseTable:
     """Scalar fields of a feature kind as ``models x datasets`` arrays, built lazily per field."""
 
@@ -61,8 +75,7 @@ class DenseTable:
                                 len(self._records)),
                     np.fromiter((self._di[d] for _, d in self._records), np.intp,
                                 len(self._records)))
-            values = np.fromiter((float(np.asarray(rec[name]).reshape(()))
-                                  for rec in self._records.values()), float, len(self._records))
+            values = _scalars(list(self._records.values()), name)
             arr = np.full((len(self._models) + 1, len(self._datasets) + 1), np.nan)
             arr[self._where] = values
             arr.setflags(write=False)
@@ -79,7 +92,7 @@ class DenseTable:
     def take(self, name: str, models: Sequence[str], datasets: Sequence[str]) -> np.ndarray:
         arr = self._field(name)
         mi, di = self._positions(models, self._mi), self._positions(datasets, self._di)
-        return arr[np.ix_(mi, di)]  # -1 picks the NaN row / column
+        return arr.take(mi, axis=0).take(di, axis=1)  # -1 picks the NaN row / column
 
 
 @dataclass(frozen=True)
