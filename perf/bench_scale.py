@@ -4,6 +4,7 @@
     python perf/bench_scale.py --quick            # a smaller grid
     python perf/bench_scale.py --before 6da5e8b   # also: that revision vs HEAD at 1000 x 200,
                                                   # in one run (no grid, no plot)
+    python perf/bench_scale.py --blas-threads 1   # BLAS limited to one thread (threadpoolctl)
 
 A synthetic protocol (random accuracies with a per-model skill, random text features for
 ModelGPT) of M models x D datasets runs ``inb,avgrank,modelgpt`` leave-one-dataset-out (one
@@ -74,12 +75,14 @@ def time_point(n_models: int, n_datasets: int, methods=METHODS) -> dict:
             "wall_s": round(wall, 2), "load_avg": round(os.getloadavg()[0], 1)}
 
 
-def time_revisions(before: str, n_models: int, n_datasets: int) -> None:
+def time_revisions(before: str, n_models: int, n_datasets: int, blas: int | None) -> None:
     """The same point timed at ``before`` and at HEAD (each in a temporary git worktree, one
     fresh process each, one after the other), with the load average around each."""
     repo = HERE.parent
     code = ("import json, sys; sys.path.insert(0, 'perf'); import bench_scale; "
-            f"print(json.dumps(bench_scale.time_point({n_models}, {n_datasets})))")
+            "import sklearn.linear_model; from threadpoolctl import threadpool_limits\n"
+            f"with threadpool_limits({blas}, user_api='blas'):\n"
+            f"    print(json.dumps(bench_scale.time_point({n_models}, {n_datasets})))")
     walls = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name, rev in (("before", before), ("now", "HEAD")):
@@ -107,11 +110,17 @@ def main() -> None:
     ap.add_argument("--before", metavar="REV",
                     help="time REV and HEAD at --point in one run instead of the grid")
     ap.add_argument("--point", default="1000,200", help="models,datasets for --before")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS threads while timing (default: the library default)")
     args = ap.parse_args()
+    import sklearn.linear_model  # noqa: F401  (every BLAS loaded before limiting them)
+    from threadpoolctl import threadpool_limits
+
     if args.before:
         m, d = (int(x) for x in args.point.split(","))
-        print(f"{m} models x {d} datasets, {','.join(METHODS)} leave-one-out:")
-        time_revisions(args.before, m, d)
+        print(f"{m} models x {d} datasets, {','.join(METHODS)} leave-one-out, BLAS threads "
+              f"{args.blas_threads or 'default'}:")
+        time_revisions(args.before, m, d, args.blas_threads)
         return
     if args.quick:
         grid = [(100, 20), (200, 20), (100, 40)]
@@ -120,7 +129,8 @@ def main() -> None:
                 (1000, 200)]
     rows = []
     for m, d in grid:
-        row = time_point(m, d)
+        with threadpool_limits(args.blas_threads, user_api="blas"):
+            row = time_point(m, d)
         rows.append(row)
         print(f"{m:5d} models x {d:4d} datasets: {row['wall_s']:7.2f} s "
               f"({row['folds']} folds, {row['folds'] / row['wall_s']:.1f} folds/s, load average "
