@@ -203,7 +203,6 @@ class GroundTruth:
             out.__dict__["matrix"] = m.dropna(how="all").dropna(axis=1, how="all")
         return out
 
-
     def without(self, dataset: str) -> GroundTruth:
         """All cells but ``dataset``'s: ``restrict(datasets=every other dataset)``, by index
         (the sources of a leave-one-dataset-out fold, once per target)."""
