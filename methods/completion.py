@@ -41,7 +41,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import spearmanr
 
 from methods.base import Selector, TargetView, TrainView
 from methods.semantic import prompt_task_embedding
@@ -90,31 +89,65 @@ def predict_column(z: np.ndarray, x_sources: np.ndarray, x_target: np.ndarray, r
                    lam: float, n_iter: int = 20) -> np.ndarray:
     """Step 1-4 of the module docstring: the target column from the source columns ``z``
     (already z-scored, NaN = missing) and unit side features of sources and target."""
-    zr = truncated(hard_impute(z, rank, n_iter), rank)
+    return combine(low_rank(z, rank, n_iter), x_sources, x_target, lam)
+
+
+def low_rank(z: np.ndarray, rank: int, n_iter: int = 20) -> np.ndarray:
+    """Steps 1-2: ``Z_r``, the hard-imputed source columns truncated to ``rank`` (no ``lam``)."""
+    return truncated(hard_impute(z, rank, n_iter), rank)
+
+
+def combine(zr: np.ndarray, x_sources: np.ndarray, x_target: np.ndarray, lam: float
+            ) -> np.ndarray:
+    """Steps 3-4: ``Z_r alpha``, ``alpha = (K + lam I)^{-1} k_t``."""
     k = x_sources @ x_sources.T
     alpha = np.linalg.solve(k + lam * np.eye(len(k)), x_sources @ x_target)
     return zr @ alpha
 
 
+def _average_ranks(v: np.ndarray) -> np.ndarray:
+    """scipy's ``rankdata(v, method="average")`` (the same algorithm; ranks are exact)."""
+    order = np.argsort(v, kind="mergesort")
+    sv = v[order]
+    first = np.r_[True, sv[1:] != sv[:-1]]
+    dense = np.cumsum(first)
+    count = np.r_[np.flatnonzero(first), len(v)]
+    ranks = np.empty(len(v))
+    ranks[order] = 0.5 * (count[dense] + count[dense - 1] + 1)
+    return ranks
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
+    """``spearmanr(a, b)[0]`` over the pairs finite in both (0 if fewer than 3 or constant):
+    scipy's statistic, ``corrcoef`` of the two rank vectors, without its p-value
+    (tests/methods/test_baselines.py checks it bit for bit)."""
     ok = np.isfinite(a) & np.isfinite(b)
     if ok.sum() < 3 or np.ptp(a[ok]) == 0 or np.ptp(b[ok]) == 0:
         return 0.0
-    return float(spearmanr(a[ok], b[ok])[0])
+    ranked = np.vstack((_average_ranks(a[ok]), _average_ranks(b[ok])))  # scipy's layout
+    return float(np.corrcoef(ranked)[1, 0])
 
 
 def select_hyperparameters(z: np.ndarray, x: np.ndarray, ranks: Sequence[int],
                            lams: Sequence[float], n_iter: int = 20) -> tuple[int, float, float]:
-    """``(rank, lam, score)`` maximising the leave-one-source-out mean Spearman correlation."""
+    """``(rank, lam, score)`` maximising the leave-one-source-out mean Spearman correlation.
+
+    The z-scored remaining columns depend on the held-out source only and ``Z_r`` on it and
+    the rank: both are computed once and reused over the grid."""
     n = z.shape[1]
+    held_out = []  # per source j: the other sources and their z-scored columns
+    for j in range(n):
+        keep = [i for i in range(n) if i != j]
+        held_out.append((keep, zscore_columns(z[:, keep])))
     best: tuple[float, int, float] | None = None
     for r in sorted(ranks):
+        fills: dict[int, np.ndarray] = {}
         for lam in sorted(lams, reverse=True):
             rhos = []
-            for j in range(n):
-                keep = [i for i in range(n) if i != j]
-                zk = zscore_columns(z[:, keep])
-                pred = predict_column(zk, x[keep], x[j], min(r, n - 1), lam, n_iter)
+            for j, (keep, zk) in enumerate(held_out):
+                if j not in fills:
+                    fills[j] = low_rank(zk, min(r, n - 1), n_iter)
+                pred = combine(fills[j], x[keep], x[j], lam)
                 rhos.append(_spearman(pred, z[:, j]))
             score = float(np.mean(rhos))
             if best is None or score > best[0] + 1e-12:

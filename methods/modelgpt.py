@@ -167,21 +167,29 @@ class ModelGPT(Selector):
         has = np.isfinite(a) & np.isfinite(fv.scalar_array(FEATURE_COLUMNS[0], models, sources))
         if self._needs_imagenet():
             has &= np.isfinite(inb)[:, None]
-        X, y, groups = [], [], []
-        for j, s in enumerate(sources):
-            rows = np.flatnonzero(has[:, j])
-            if len(rows) == 0:
-                continue
-            target = a[rows, j]
-            if center:
-                target = target - target.mean()
-            X.append(np.stack([inb[rows] if c == IN_SCORE else feats[c][rows, j]
-                               for c in self.columns_], axis=1))
-            y.append(target)
-            groups += [s] * len(rows)
-        if not X:
+        # rows in the order (source, model): the sources in view order, models in zoo order
+        keep = np.ascontiguousarray(has.T)
+        counts = keep.sum(axis=1)
+        if not counts.any():
             return np.zeros((0, len(self.columns_))), np.zeros(0), []
-        return np.concatenate(X), np.concatenate(y), groups
+        src, mod = np.nonzero(keep)
+        flat = mod * len(sources) + src  # positions in the models x sources arrays
+        columns = np.empty((len(self.columns_), len(flat)))
+        for i, c in enumerate(self.columns_):
+            if c == IN_SCORE:
+                inb.take(mod, out=columns[i])
+            else:
+                feats[c].take(flat, out=columns[i])
+        X = np.ascontiguousarray(columns.T)
+        y = a.take(flat)
+        if center:  # the mean of each source's contiguous block of rows
+            ends = np.cumsum(counts)
+            for start, end in zip(ends - counts, ends, strict=True):
+                if end > start:
+                    block = y[start:end]
+                    y[start:end] = block - block.mean()
+        groups = np.repeat(np.asarray(sources, dtype=object), counts).tolist()
+        return X, y, groups
 
     # -- Selector API -------------------------------------------------------------------------
     def fit(self, train: TrainView) -> ModelGPT:

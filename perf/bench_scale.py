@@ -2,6 +2,9 @@
 
     python perf/bench_scale.py                    # the grid below + the 1000 x 200 point
     python perf/bench_scale.py --quick            # a smaller grid
+    python perf/bench_scale.py --before 6da5e8b   # also: that revision vs HEAD at 1000 x 200,
+                                                  # in one run (no grid, no plot)
+    python perf/bench_scale.py --blas-threads 1   # BLAS limited to one thread (threadpoolctl)
 
 A synthetic protocol (random accuracies with a per-model skill, random text features for
 ModelGPT) of M models x D datasets runs ``inb,avgrank,modelgpt`` leave-one-dataset-out (one
@@ -12,6 +15,9 @@ seed: all three are deterministic). Prints the wall time per point and writes
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -66,14 +72,56 @@ def time_point(n_models: int, n_datasets: int, methods=METHODS) -> dict:
     wall = time.perf_counter() - started
     assert set(result.scores["method"]) == set(methods)
     return {"models": n_models, "datasets": n_datasets, "folds": n_datasets * len(methods),
-            "wall_s": round(wall, 2)}
+            "wall_s": round(wall, 2), "load_avg": round(os.getloadavg()[0], 1)}
+
+
+def time_revisions(before: str, n_models: int, n_datasets: int, blas: int | None) -> None:
+    """The same point timed at ``before`` and at HEAD (each in a temporary git worktree, one
+    fresh process each, one after the other), with the load average around each."""
+    repo = HERE.parent
+    code = ("import json, sys; sys.path.insert(0, 'perf'); import bench_scale; "
+            "import sklearn.linear_model; from threadpoolctl import threadpool_limits\n"
+            f"with threadpool_limits({blas}, user_api='blas'):\n"
+            f"    print(json.dumps(bench_scale.time_point({n_models}, {n_datasets})))")
+    walls = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, rev in (("before", before), ("now", "HEAD")):
+            tree = Path(tmp) / name
+            subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", "-q",
+                            str(tree), rev], check=True)
+            try:
+                load = os.getloadavg()[0]
+                proc = subprocess.run([sys.executable, "-c", code], cwd=tree, check=True,
+                                      env={**os.environ, "PYTHONPATH": str(tree)},
+                                      capture_output=True, text=True)
+                walls[name] = json.loads(proc.stdout.strip().splitlines()[-1])["wall_s"]
+                print(f"  {name:6s} ({rev}): {walls[name]:7.1f} s  (load average {load:.1f} "
+                      f"before, {os.getloadavg()[0]:.1f} after)", flush=True)
+            finally:
+                subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force",
+                                str(tree)], check=False)
+    print(f"  speed-up: {walls['before'] / walls['now']:.1f}x")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--no-plot", action="store_true")
+    ap.add_argument("--before", metavar="REV",
+                    help="time REV and HEAD at --point in one run instead of the grid")
+    ap.add_argument("--point", default="1000,200", help="models,datasets for --before")
+    ap.add_argument("--blas-threads", type=int, default=None,
+                    help="limit BLAS threads while timing (default: the library default)")
     args = ap.parse_args()
+    import sklearn.linear_model  # noqa: F401  (every BLAS loaded before limiting them)
+    from threadpoolctl import threadpool_limits
+
+    if args.before:
+        m, d = (int(x) for x in args.point.split(","))
+        print(f"{m} models x {d} datasets, {','.join(METHODS)} leave-one-out, BLAS threads "
+              f"{args.blas_threads or 'default'}:")
+        time_revisions(args.before, m, d, args.blas_threads)
+        return
     if args.quick:
         grid = [(100, 20), (200, 20), (100, 40)]
     else:
@@ -81,10 +129,12 @@ def main() -> None:
                 (1000, 200)]
     rows = []
     for m, d in grid:
-        row = time_point(m, d)
+        with threadpool_limits(args.blas_threads, user_api="blas"):
+            row = time_point(m, d)
         rows.append(row)
         print(f"{m:5d} models x {d:4d} datasets: {row['wall_s']:7.2f} s "
-              f"({row['folds']} folds, {row['folds'] / row['wall_s']:.1f} folds/s)", flush=True)
+              f"({row['folds']} folds, {row['folds'] / row['wall_s']:.1f} folds/s, load average "
+              f"{row['load_avg']})", flush=True)
     frame = pd.DataFrame(rows)
     frame.to_csv(HERE / "scale.csv", index=False)
     if not args.no_plot:

@@ -57,6 +57,40 @@ def test_train_ranks_are_average_ranks_among_models_with_cells(lovm_harness):
     assert (ranks == 17.5).sum() == 2  # LOVM's dtd column has one tie (two equal accuracies)
 
 
+def test_per_run_caches_equal_what_each_view_computes(lovm_harness):
+    """The harness's shortcuts (speed, issue 15) change nothing: a fold's source ground truth is
+    ``restrict(datasets=sources)``, its ranks (values and memory layout) what the view would
+    compute from its own ground truth, and a target view's dense table holds target parts."""
+    h = lovm_harness
+    for target in ("cars", "dtd"):
+        train = h.train_view(target, seed=0)
+        sources = list(train.source_ids)
+        want = h.pdata.targets_gt.restrict(datasets=sources)
+        pd.testing.assert_frame_equal(train.ground_truth.table, want.table, check_exact=True)
+        pd.testing.assert_frame_equal(train.ground_truth.matrix, want.matrix, check_exact=True)
+        own = TrainView.rank_columns(train.ground_truth.matrix.reindex(
+            index=list(train.models), columns=sources))
+        pd.testing.assert_frame_equal(train.ranks, own, check_exact=True)
+        got, ref = train.ranks.to_numpy(), own.to_numpy()
+        assert got.strides == ref.strides and got.tobytes() == ref.tobytes()
+        assert train.ranks is not h.train_view(target, seed=0).ranks  # a fresh copy per view
+    pdata, infos = mock_universe()
+    records = {(m, d): _record(m, d) for m in pdata.protocol.zoo for d in pdata.protocol.datasets}
+    hm = Harness(pdata, infos, LoadContext(None, FeatureStore("/nonexistent")),
+                 features={"conductance": records})
+    view = hm.target_view("mock0", 0, pdata.candidates("mock0"), ("conductance",))
+    fv = view.feature("conductance")
+    assert {d for _, d in fv.dense._records} == {"mock0"}
+    assert all("image_ids" not in r.meta for r in fv.dense._records.values())
+
+
+def _record(model: str, dataset: str):
+    from benchmark.features.store import Record
+
+    return Record.make("conductance", model, dataset, {"x": np.asarray(1.0)},
+                       {"image_ids": [f"{dataset}/cls/0.png"]})
+
+
 def test_feature_view_refuses_other_datasets():
     pdata, infos = mock_universe()
     h = Harness(pdata, infos, LoadContext(None, FeatureStore("/nonexistent")), features={

@@ -198,8 +198,10 @@ class Harness:
         # every method and seed, so they are built once per (target, kinds).
         self._views: dict[tuple, FeatureView] = {}
         self._dense: dict[str, DenseTable] = {}
+        self._by_dataset: dict[str, dict[str, dict]] = {}
         self._train_gt: dict[str, GroundTruth] = {}
         self._reuse: dict[str, tuple[np.ndarray, dict[str, np.ndarray], list[str]]] = {}
+        self._frames: dict[str, pd.DataFrame] = {}  # zoo x datasets accuracy and ranks
 
     @classmethod
     def from_data(
@@ -306,13 +308,22 @@ class Harness:
             self._dense[kind] = DenseTable(self.features(kind))
         return self._dense[kind]
 
+    def _records_of(self, kind: str, dataset: str) -> dict:
+        """The records of ``kind`` on ``dataset`` (indexed by dataset once per run)."""
+        if kind not in self._by_dataset:
+            index: dict[str, dict] = {}
+            for key, rec in self.features(kind).items():
+                index.setdefault(key[1], {})[key] = rec
+            self._by_dataset[kind] = index
+        return self._by_dataset[kind].get(dataset, {})
+
     def _feature_views(self, kinds, datasets: frozenset[str],
                        target: bool = False) -> Mapping[str, FeatureView]:
         """Records of ``datasets``; for a target (``target``), the target's part of each.
 
         Built once per (kind, datasets, side) and run: the same for every method and seed.
-        Only source views get the dense table of the full records; a target view reads its
-        own (target-part) records.
+        Only source views get the dense table of the full records; a target view gets a
+        dense table of its own (target-part) records only.
         """
         views = {}
         for kind in kinds:
@@ -320,9 +331,10 @@ class Harness:
             if key not in self._views:
                 part = get_kind(kind).target_part if target else None
                 if target:
-                    recs = {k: (part(r) if part else r) for k, r in self.features(kind).items()
-                            if k[1] in datasets}
-                    self._views[key] = FeatureView(kind, datasets, MappingProxyType(recs))
+                    recs = {k: (part(r) if part else r) for d in datasets
+                            for k, r in self._records_of(kind, d).items()}
+                    self._views[key] = FeatureView(kind, datasets, MappingProxyType(recs),
+                                                   dense=DenseTable(recs))
                 else:
                     self._views[key] = FeatureView(
                         kind, datasets, _Restricted(self.features(kind), datasets),
@@ -330,16 +342,29 @@ class Harness:
             views[kind] = self._views[key]
         return MappingProxyType(views)
 
-    def _sources_gt(self, target: str, sources: tuple[str, ...]) -> GroundTruth:
+    def _sources_gt(self, target: str) -> GroundTruth:
+        """The targets' ground truth without ``target``'s cells: ``restrict(datasets=sources)``
+        (the sources are every other dataset of the protocol), by index."""
         if target not in self._train_gt:
-            self._train_gt[target] = self.pdata.targets_gt.restrict(datasets=list(sources))
+            self._train_gt[target] = self.pdata.targets_gt.without(target)
         return self._train_gt[target]
+
+    def _frame(self, name: str) -> pd.DataFrame:
+        """zoo x datasets ``accuracy`` (as :attr:`TrainView.accuracy` builds it) or its
+        ``ranks``, every target included: held here; a view gets its sources' ranks only."""
+        if name not in self._frames:
+            if name == "accuracy":
+                self._frames[name] = self.pdata.targets_gt.matrix.reindex(
+                    index=list(self.protocol.zoo), columns=list(self.protocol.datasets))
+            else:  # ranks within a column do not depend on the other columns
+                self._frames[name] = TrainView.rank_columns(self._frame("accuracy"))
+        return self._frames[name]
 
     def train_view(self, target: str, seed: int, kinds=()) -> TrainView:
         sources = tuple(d for d in self.protocol.datasets if d != target)
-        gt = self._sources_gt(target, sources)
+        gt = self._sources_gt(target)
         assert target not in gt.matrix.columns, "target rows leaked into a TrainView"
-        return TrainView(
+        view = TrainView(
             protocol=self.protocol.name,
             seed=seed,
             imagenet=self.pdata.imagenet.copy(),
@@ -348,6 +373,12 @@ class Harness:
             models=self.protocol.zoo,
             ground_truth=gt,
         )
+        # the view's ranks, equal to what it would compute from its ground truth (values and
+        # memory layout, which numpy's reductions follow): a fresh copy of the sources' columns
+        ranks = self._frame("ranks").reindex(columns=list(sources)).copy()
+        assert target not in ranks.columns, "target column leaked into a TrainView"
+        view.__dict__["ranks"] = ranks
+        return view
 
     def target_view(self, target: str, seed: int, candidates, kinds=()) -> TargetView:
         return TargetView(

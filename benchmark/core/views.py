@@ -40,6 +40,20 @@ def _salt(*keys: object) -> list[int]:
     return [zlib.crc32(str(k).encode()) for k in keys]
 
 
+def _scalars(records: list[Record], name: str) -> np.ndarray:
+    """``float(record[name])`` of each record, one size-1 array each (else an error)."""
+    arrays = [rec.arrays.get(name) for rec in records]
+    if all(a is not None for a in arrays):  # the usual case: 0-d numeric arrays, at C speed
+        try:
+            values = np.array(arrays)
+        except ValueError:
+            values = None
+        if values is not None and values.shape == (len(records),) and values.dtype.kind in "biuf":
+            return values.astype(float)
+    return np.fromiter((float(np.asarray(rec[name]).reshape(())) for rec in records), float,
+                       len(records))  # raises on a missing or non-scalar array
+
+
 class DenseTable:
     """Scalar fields of a feature kind as ``models x datasets`` arrays, built lazily per field."""
 
@@ -50,13 +64,20 @@ class DenseTable:
         self._mi = {m: i for i, m in enumerate(self._models)}
         self._di = {d: j for j, d in enumerate(self._datasets)}
         self._fields: dict[str, np.ndarray] = {}
+        self._where: tuple[np.ndarray, np.ndarray] | None = None
         self._pos: dict[tuple, np.ndarray] = {}
 
     def _field(self, name: str) -> np.ndarray:
         if name not in self._fields:
+            if self._where is None:  # (row, column) of every record, in records order
+                self._where = (
+                    np.fromiter((self._mi[m] for m, _ in self._records), np.intp,
+                                len(self._records)),
+                    np.fromiter((self._di[d] for _, d in self._records), np.intp,
+                                len(self._records)))
+            values = _scalars(list(self._records.values()), name)
             arr = np.full((len(self._models) + 1, len(self._datasets) + 1), np.nan)
-            for (m, d), rec in self._records.items():
-                arr[self._mi[m], self._di[d]] = float(np.asarray(rec[name]).reshape(()))
+            arr[self._where] = values
             arr.setflags(write=False)
             self._fields[name] = arr  # last row / column: NaN for unknown models / datasets
         return self._fields[name]
@@ -71,7 +92,7 @@ class DenseTable:
     def take(self, name: str, models: Sequence[str], datasets: Sequence[str]) -> np.ndarray:
         arr = self._field(name)
         mi, di = self._positions(models, self._mi), self._positions(datasets, self._di)
-        return arr[np.ix_(mi, di)]  # -1 picks the NaN row / column
+        return arr.take(mi, axis=0).take(di, axis=1)  # -1 picks the NaN row / column
 
 
 @dataclass(frozen=True)
@@ -166,8 +187,12 @@ class TrainView(_View):
     @cached_property
     def ranks(self) -> pd.DataFrame:
         """models x sources rank among the models with a cell (1 = best, ties averaged)."""
+        return self.rank_columns(self.accuracy)
+
+    @staticmethod
+    def rank_columns(accuracy: pd.DataFrame) -> pd.DataFrame:
         # pandas' average ranks equal scipy's rankdata(method="average"); NaN cells stay NaN
-        return self.accuracy.rank(axis=0, ascending=False, method="average")
+        return accuracy.rank(axis=0, ascending=False, method="average")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -198,6 +198,11 @@ class GroundTruth:
             raise ValueError("ground truth has duplicated (model, dataset) cells")
 
     @cached_property
+    def _dataset_codes(self) -> tuple[np.ndarray, pd.Index]:
+        codes, uniques = pd.factorize(self.table["dataset"])
+        return codes, pd.Index(uniques)
+
+    @cached_property
     def matrix(self) -> pd.DataFrame:
         """models x datasets accuracy matrix (NaN where no published cell)."""
         return self.table.pivot(index="model", columns="dataset", values="acc1")
@@ -212,13 +217,21 @@ class GroundTruth:
             raise KeyError(unknown_message("dataset", dataset, list(self.matrix.columns)))
         return self.matrix[dataset].dropna()
 
+    @classmethod
+    def _subset_of(cls, table: pd.DataFrame) -> GroundTruth:
+        """A GroundTruth of rows taken from a validated table: rows of a table with unique
+        (model, dataset) cells are unique too, so the check is not repeated."""
+        out = object.__new__(cls)
+        object.__setattr__(out, "table", table)
+        return out
+
     def restrict(self, models: list[str] | None = None, datasets: list[str] | None = None):
         t = self.table
         if models is not None:
             t = t[t["model"].isin(models)]
         if datasets is not None:
             t = t[t["dataset"].isin(datasets)]
-        out = GroundTruth(t.reset_index(drop=True))
+        out = GroundTruth._subset_of(t.reset_index(drop=True))
         if "matrix" in self.__dict__:  # reuse the parent's pivot (a restriction of it)
             m = self.matrix
             if models is not None:
@@ -226,6 +239,20 @@ class GroundTruth:
             if datasets is not None:
                 m = m.loc[:, m.columns.isin(datasets)]
             out.__dict__["matrix"] = m.dropna(how="all").dropna(axis=1, how="all")
+        return out
+
+    def without(self, dataset: str) -> GroundTruth:
+        """All cells but ``dataset``'s: ``restrict(datasets=every other dataset)``, by index
+        (the sources of a leave-one-dataset-out fold, once per target)."""
+        codes, uniques = self._dataset_codes
+        t = self.table
+        if dataset in uniques:
+            t = t[codes != uniques.get_loc(dataset)]
+        out = GroundTruth._subset_of(t.reset_index(drop=True))
+        if "matrix" in self.__dict__:
+            m = self.matrix
+            out.__dict__["matrix"] = (m.loc[:, m.columns != dataset]
+                                      .dropna(how="all").dropna(axis=1, how="all"))
         return out
 
 

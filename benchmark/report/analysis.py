@@ -188,12 +188,13 @@ def paired(matrix: pd.DataFrame, a: str, b: str, seed: int = 0) -> Paired | None
     """``a`` against ``b`` on the targets where both have a value; None if fewer than 1."""
     if a not in matrix.columns or b not in matrix.columns:
         return None
-    both = matrix[[a, b]].dropna()
-    if both.empty:
+    x, y = matrix[a].to_numpy(float), matrix[b].to_numpy(float)
+    both = ~(np.isnan(x) | np.isnan(y))  # the rows of matrix[[a, b]].dropna()
+    if not both.any():
         return None
-    x, y = both[a].to_numpy(float), both[b].to_numpy(float)
+    x, y = x[both], y[both]
     w, t, lo = win_tie_loss(x, y)
-    return Paired(len(both), float(x.mean()), float(y.mean()), wilcoxon(x, y),
+    return Paired(len(x), float(x.mean()), float(y.mean()), wilcoxon(x, y),
                   permutation_test(x, y, seed=seed), w, t, lo)
 
 

@@ -342,12 +342,16 @@ def main_table(scores: pd.DataFrame, coverage: pd.DataFrame, needs: dict[str, st
     matrices = {c: analysis.target_matrix(scores, *c).reindex(targets) for c in columns}
     rank_col = RANK_BY if RANK_BY in columns else columns[-1]
     rows = []
+    by_method = dict(list(means.groupby("method", sort=False)))
     for method in sorted(means["method"].unique()):
-        m = means[means.method == method]
+        m = by_method[method]
         row = Row(method, "partial" if method in partial else "full", cov.get(method, ""),
                   int(m["seed"].nunique()))
+        # each (metric, k)'s values in row order, as m[(m.metric == metric) & (m.k == k)]
+        cells = {key: g["value"].to_numpy(float)
+                 for key, g in m.groupby(["metric", "k"], sort=False)}
         for metric, k in columns:
-            vals = m[(m.metric == metric) & (m.k == k)]["value"].to_numpy(float)
+            vals = cells.get((metric, k), np.zeros(0))
             ok = len(vals) > 0 and np.all(np.isfinite(vals))
             row.mean[(metric, k)] = float(vals.mean()) if ok else float("nan")
             row.std[(metric, k)] = float(vals.std(ddof=0)) if ok else float("nan")
