@@ -49,13 +49,9 @@ DEFAULT_TEXT_BATCH = 256
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     units.add_common_arguments(p, default_protocol="dcd48")
-    p.add_argument("--images-per-dataset", type=int, default=DEFAULT_IMAGES,
-                   help=f"test images sampled per dataset, 0 = all (default {DEFAULT_IMAGES})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                   help=f"images per forward pass (default {DEFAULT_BATCH})")
-    p.add_argument("--text-batch-size", type=int, default=DEFAULT_TEXT_BATCH,
-                   help=f"texts per forward pass (default {DEFAULT_TEXT_BATCH})")
+    units.add_sample_arguments(p, DEFAULT_IMAGES, images_help="test images sampled per dataset, 0 = all",
+                               text_help="texts per forward pass", batch=DEFAULT_BATCH,
+                               text_batch=DEFAULT_TEXT_BATCH)
 
 
 def make_extractor(args: argparse.Namespace):

@@ -33,13 +33,9 @@ DEFAULT_TEXT_BATCH = 256
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     units.add_common_arguments(p, default_protocol="dcd48")
-    p.add_argument("--images-per-dataset", type=int, default=DEFAULT_IMAGES,
-                   help=f"test images sampled per dataset (default {DEFAULT_IMAGES})")
-    p.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
-    p.add_argument("--batch-size", type=int, default=DEFAULT_BATCH,
-                   help=f"images per forward pass (default {DEFAULT_BATCH})")
-    p.add_argument("--text-batch-size", type=int, default=DEFAULT_TEXT_BATCH,
-                   help=f"texts per forward pass (default {DEFAULT_TEXT_BATCH})")
+    units.add_sample_arguments(p, DEFAULT_IMAGES, images_help="test images sampled per dataset",
+                               text_help="texts per forward pass", batch=DEFAULT_BATCH,
+                               text_batch=DEFAULT_TEXT_BATCH)
 
 
 def make_extractor(args: argparse.Namespace):
@@ -91,14 +87,7 @@ class FewImagesJob(units.Job):
     unit_errors = (ValueError,)  # data problems of one dataset: the others go on
 
     def dataset(self, name: str):
-        """(dataset, sample indices), opened once per process."""
-        from benchmark.extract.conductance_cmd import open_test_split
-
-        key = f"dataset:{name}"
-        if key not in self._cache:
-            a = self.args
-            self._cache[key] = open_test_split(a, name, a.images_per_dataset, a.seed)
-        return self._cache[key]
+        return self.test_sample(name)
 
     def prepare(self, todo) -> None:
         from benchmark.extract.conductance_cmd import open_all

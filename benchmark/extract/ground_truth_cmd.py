@@ -120,13 +120,7 @@ class GroundTruthJob(units.Job):
     unit_errors = (ValueError,)  # data problems of one dataset: the others go on
 
     def dataset(self, name: str):
-        from benchmark.extract.conductance_cmd import open_test_split
-
-        key = f"dataset:{name}"
-        if key not in self._cache:
-            a = self.args
-            self._cache[key] = open_test_split(a, name, a.images_per_dataset, a.seed)
-        return self._cache[key]
+        return self.test_sample(name)
 
     def prepare(self, todo) -> None:
         from benchmark.extract.conductance_cmd import open_all

@@ -205,6 +205,20 @@ def plan_units(
 
 
 # -- jobs ------------------------------------------------------------------------------------
+def add_sample_arguments(p: argparse.ArgumentParser, default_images: int, *,
+                         images_help: str, text_help: str = "texts per forward pass",
+                         batch: int = 64, text_batch: int = 256) -> None:
+    """The options of a kind that reads a seeded sample of each dataset's test images:
+    ``--images-per-dataset``, ``--seed``, ``--batch-size``, ``--text-batch-size``."""
+    p.add_argument("--images-per-dataset", type=int, default=default_images,
+                   help=f"{images_help} (default {default_images})")
+    p.add_argument("--seed", type=int, default=0, help="seed of the image sample (default 0)")
+    p.add_argument("--batch-size", type=int, default=batch,
+                   help=f"images per forward pass (default {batch})")
+    p.add_argument("--text-batch-size", type=int, default=text_batch,
+                   help=f"{text_help} (default {text_batch})")
+
+
 class Job:
     """What one kind computes. Built by the driver, shipped (pickled) to Ray workers.
 
@@ -247,6 +261,17 @@ class Job:
 
             self._cache["catalog"] = Catalog(data_layer(self.args))
         return self._cache["catalog"]
+
+    def test_sample(self, name: str):
+        """(dataset, sample indices): ``--images-per-dataset`` test images of ``name`` drawn
+        with ``--seed`` (the same for every model), opened once per process."""
+        from benchmark.extract.conductance_cmd import open_test_split
+
+        key = f"dataset:{name}"
+        if key not in self._cache:
+            a = self.args
+            self._cache[key] = open_test_split(a, name, a.images_per_dataset, a.seed)
+        return self._cache[key]
 
     def prepare(self, units: Sequence[Unit]) -> None:
         """Driver side, before any work (default: nothing)."""

@@ -170,7 +170,7 @@ def plot_agreement(agreement: pd.DataFrame, path) -> None:
             ax.axhline(k - 0.5, color="k", lw=0.6)
             ax.axvline(k - 0.5, color="k", lw=0.6)
     fig.colorbar(im, ax=ax, label="Spearman of task distances")
-    ax.set_title("model-model agreement (symmetrised DCD)")
+    fig.suptitle("model-model agreement (symmetrised DCD)", fontsize=9)  # clear of the colorbar
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
