@@ -94,7 +94,7 @@ def _markdown_rows(md: str) -> list[str]:
             rows.append(line.split("|")[1].strip())
         elif rows and not line.startswith("|"):
             break
-    return [r.removesuffix(" †") for r in rows[1:]]  # header dropped
+    return [r.removesuffix(" †").removesuffix(" ‡") for r in rows[1:]]  # header dropped; marks
 
 
 def _protocols() -> list[str]:
