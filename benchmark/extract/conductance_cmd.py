@@ -173,17 +173,7 @@ def extract_one(
     return values
 
 
-def open_test_split(args, dataset: str, n_images: int, seed: int):
-    """The test split of ``dataset`` (registry loader, or ``--images-dir``) and the sorted
-    indices of its ``n_images``-image sample (0: all)."""
-    from benchmark.extract import loaders
-
-    if args.images_dir:
-        ds = loaders.open_dataset(dataset, args.images_dir, split="test", backend="folder")
-    else:
-        ds = loaders.open_dataset(dataset, units.data_dir_of(args), split="test",
-                                  download=args.download)
-    return ds, loaders.sample_indices(len(ds), n_images or len(ds), seed)
+open_test_split = units.open_test_split  # where the other extract commands import it from
 
 
 def open_all(job: units.Job, names) -> None:

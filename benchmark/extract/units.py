@@ -205,6 +205,19 @@ def plan_units(
 
 
 # -- jobs ------------------------------------------------------------------------------------
+def open_test_split(args, dataset: str, n_images: int, seed: int):
+    """The test split of ``dataset`` (registry loader, or ``--images-dir``) and the sorted
+    indices of its ``n_images``-image sample (0: all)."""
+    from benchmark.extract import loaders
+
+    if args.images_dir:
+        ds = loaders.open_dataset(dataset, args.images_dir, split="test", backend="folder")
+    else:
+        ds = loaders.open_dataset(dataset, data_dir_of(args), split="test",
+                                  download=args.download)
+    return ds, loaders.sample_indices(len(ds), n_images or len(ds), seed)
+
+
 def add_sample_arguments(p: argparse.ArgumentParser, default_images: int, *,
                          images_help: str, text_help: str = "texts per forward pass",
                          batch: int = 64, text_batch: int = 256) -> None:
@@ -265,8 +278,6 @@ class Job:
     def test_sample(self, name: str):
         """(dataset, sample indices): ``--images-per-dataset`` test images of ``name`` drawn
         with ``--seed`` (the same for every model), opened once per process."""
-        from benchmark.extract.conductance_cmd import open_test_split
-
         key = f"dataset:{name}"
         if key not in self._cache:
             a = self.args
