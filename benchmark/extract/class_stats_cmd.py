@@ -43,15 +43,11 @@ log = logging.getLogger(__name__)
 KIND = "class-stats"
 EXTRACTOR_VERSION = "1"
 DEFAULT_IMAGES = 10000
-DEFAULT_BATCH = 64
-DEFAULT_TEXT_BATCH = 256
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     units.add_common_arguments(p, default_protocol="dcd48")
-    units.add_sample_arguments(p, DEFAULT_IMAGES, images_help="test images sampled per dataset, 0 = all",
-                               text_help="texts per forward pass", batch=DEFAULT_BATCH,
-                               text_batch=DEFAULT_TEXT_BATCH)
+    units.add_sample_arguments(p, DEFAULT_IMAGES, images_help="test images sampled per dataset, 0 = all")
 
 
 def make_extractor(args: argparse.Namespace):
@@ -59,9 +55,7 @@ def make_extractor(args: argparse.Namespace):
     from benchmark.features.store import Extractor
 
     return Extractor(KIND, EXTRACTOR_VERSION, {
-        "images_per_dataset": int(args.images_per_dataset),
-        "seed": int(args.seed),
-        "random_init": bool(args.random_init),
+        **units.sample_params(args),
         "prompts": "dataset templates x class names, unit embeddings averaged, renormalised",
         "captions": "SWAB captions_dataset, unit embeddings, stored float16",
         "std": "ddof=1",

@@ -27,15 +27,11 @@ from benchmark.extract import units
 KIND = "few-images"
 EXTRACTOR_VERSION = "1"
 DEFAULT_IMAGES = 20
-DEFAULT_BATCH = 64
-DEFAULT_TEXT_BATCH = 256
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     units.add_common_arguments(p, default_protocol="dcd48")
-    units.add_sample_arguments(p, DEFAULT_IMAGES, images_help="test images sampled per dataset",
-                               text_help="texts per forward pass", batch=DEFAULT_BATCH,
-                               text_batch=DEFAULT_TEXT_BATCH)
+    units.add_sample_arguments(p, DEFAULT_IMAGES, images_help="test images sampled per dataset")
 
 
 def make_extractor(args: argparse.Namespace):
@@ -44,9 +40,7 @@ def make_extractor(args: argparse.Namespace):
     from benchmark.features.store import Extractor
 
     return Extractor(KIND, EXTRACTOR_VERSION, {
-        "images_per_dataset": int(args.images_per_dataset),
-        "seed": int(args.seed),
-        "random_init": bool(args.random_init),
+        **units.sample_params(args),
         "classifier": "CLIP_benchmark: templates x class names, unit embeddings averaged, "
                       "renormalised",
         "logit_scale": LOGIT_SCALE,

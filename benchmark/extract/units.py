@@ -232,6 +232,13 @@ def add_sample_arguments(p: argparse.ArgumentParser, default_images: int, *,
                    help=f"{text_help} (default {text_batch})")
 
 
+def sample_params(args: argparse.Namespace) -> dict[str, Any]:
+    """The pack-identity parameters of :func:`add_sample_arguments` kinds (batch sizes do not
+    change the numbers, so they are not part of it)."""
+    return {"images_per_dataset": int(args.images_per_dataset), "seed": int(args.seed),
+            "random_init": bool(args.random_init)}
+
+
 class Job:
     """What one kind computes. Built by the driver, shipped (pickled) to Ray workers.
 
